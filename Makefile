@@ -1,0 +1,36 @@
+# The one entry point. Every target creates .venv on first use and reinstalls only when
+# pyproject.toml changes, so a second run starts in seconds.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench soak load fuzz clean help
+
+help:
+	@echo "make demo   - set up, load the demo district on SQLite and serve http://127.0.0.1:5000"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - the sync benchmark (JSON lines); BENCH_ARGS=--quick for a short run"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,encrypt]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/linli demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

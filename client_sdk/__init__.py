@@ -1,0 +1,1 @@
+"""Linli client_sdk package."""

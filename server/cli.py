@@ -1,0 +1,2 @@
+def main():
+    raise SystemExit("linli: the server CLI is not built yet")
