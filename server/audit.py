@@ -1,0 +1,106 @@
+"""The audit trail: append entries to a hash chain, and verify the chain.
+
+``record`` adds to the caller's transaction (it does not commit). Appends are serialised: on
+PostgreSQL by a transaction-scoped advisory lock taken before the last hash is read, on SQLite by
+the BEGIN IMMEDIATE every transaction starts with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from server.db import utcnow
+from server.extensions import db
+from server.models import GENESIS_HASH, AuditEntry
+
+_PG_LOCK_KEY = 0x4C494E4C49  # "LINLI"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(
+    prev_hash: str, seq: int, at: datetime, actor: str, action: str, target: str, payload: Any
+) -> str:
+    body = canonical_json(
+        {
+            "seq": seq,
+            "at": at.isoformat(),
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "payload": payload,
+        }
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def record(
+    actor: str, action: str, target: str, payload: dict[str, Any] | None = None
+) -> AuditEntry:
+    """Append one entry to the chain within the current transaction."""
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
+    payload = payload or {}
+    at = utcnow()
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        target=target,
+        payload=canonical_json(payload),
+        prev_hash=prev_hash,
+        hash=entry_hash(prev_hash, seq, at, actor, action, target, payload),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def verify_chain(batch_size: int = 1000) -> ChainReport:
+    """Walk the chain in seq order; report the first entry that does not link or hash."""
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    rows = db.session.execute(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch_size)
+    ).scalars()
+    for entry in rows:
+        checked += 1
+        if entry.seq != expected_seq:
+            return ChainReport(False, checked, entry.seq, f"expected seq {expected_seq}")
+        if entry.prev_hash != prev_hash:
+            return ChainReport(False, checked, entry.seq, "prev_hash does not link")
+        try:
+            payload = json.loads(entry.payload)
+        except ValueError:
+            return ChainReport(False, checked, entry.seq, "payload is not JSON")
+        recomputed = entry_hash(
+            prev_hash, entry.seq, entry.at, entry.actor, entry.action, entry.target, payload
+        )
+        if recomputed != entry.hash:
+            return ChainReport(False, checked, entry.seq, "hash does not match content")
+        expected_seq, prev_hash = entry.seq + 1, entry.hash
+    return ChainReport(True, checked)
+
+
+__all__ = ["ChainReport", "canonical_json", "entry_hash", "record", "verify_chain"]

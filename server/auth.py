@@ -1,0 +1,76 @@
+"""Request authentication: bearer access tokens only (never a session cookie).
+
+``@require_auth()`` lets any authenticated user in; ``@require_auth(Role.STREET_ADMIN, ...)``
+also checks the role (403 "forbidden"). Inside the view ``g.user``, ``g.device`` and
+``g.scope`` are set. Every request re-checks the device, so a revoked device is refused on its
+very next request (401 "device_revoked"), however fresh its access token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from server.db import utcnow
+from server.errors import Forbidden, Unauthorized
+from server.extensions import db
+from server.models import Device, User
+from server.scope import Scope
+from server.tokens import ACCESS, decode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("A bearer token is required.", code="missing_token")
+    return token.strip()
+
+
+def authenticate(token: str) -> tuple[User, Device]:
+    """The active user and live device an access token speaks for; Unauthorized otherwise."""
+    claims = decode(token, ACCESS)
+    device = db.session.get(Device, claims["did"])
+    if device is None or str(device.user_id) != claims["sub"]:
+        raise Unauthorized("The token's device is not registered.", code="invalid_token")
+    if device.revoked:
+        raise Unauthorized("This device has been revoked.", code="device_revoked")
+    user = device.user
+    if not user.active:
+        raise Unauthorized("This account is disabled.", code="account_disabled")
+    _touch(device)
+    return user, device
+
+
+def _touch(device: Device) -> None:
+    now = utcnow()
+    interval = timedelta(seconds=current_app.config["DEVICE_SEEN_INTERVAL_S"])
+    if device.last_seen_at is None or now - device.last_seen_at >= interval:
+        device.last_seen_at = now
+        db.session.commit()
+
+
+def require_auth(*roles: str) -> Callable[[F], F]:
+    """Decorate a view: authenticate the bearer token, then check ``roles`` if any are given."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user, device = authenticate(bearer_token())
+            if roles and user.role not in roles:
+                raise Forbidden("Your role does not allow this.", code="forbidden")
+            g.user, g.device, g.scope = user, device, Scope.for_user(user)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+__all__ = ["authenticate", "bearer_token", "require_auth"]
