@@ -2,7 +2,7 @@
 
 Apps and factories (real app, real database file in ``tmp_path``)::
 
-    app, client, runner          the app on SQLite
+    app, client, runner          the app on SQLite; runner.invoke(args=[...]) runs `linli`
     any_app                      the app on SQLite and on PostgreSQL (parametrized)
     pg_url                       a fresh PostgreSQL database URL (dropped afterwards)
     make_unit(code, name=None)   creates the unit and any missing ancestors; returns the code
@@ -141,9 +141,18 @@ def client(test_app: Flask) -> FlaskClient:
     return test_app.test_client()
 
 
+class LinliCliRunner(FlaskCliRunner):
+    """Runs the ``linli`` command group (not ``app.cli``) against the test app."""
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        from server.cli import main
+
+        return super().invoke(cli or main, args, **kwargs)
+
+
 @pytest.fixture
-def runner(test_app: Flask) -> FlaskCliRunner:
-    return test_app.test_cli_runner()
+def runner(test_app: Flask) -> LinliCliRunner:
+    return LinliCliRunner(test_app)
 
 
 # --- factories --------------------------------------------------------------------------------
