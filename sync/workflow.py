@@ -35,8 +35,8 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sync.deadlines import DeadlineRule, DeadlineRules
-from sync.deadlines import due_date as _rule_due_date
+from .deadlines import DeadlineRule, DeadlineRules
+from .deadlines import due_date as _rule_due_date
 
 __all__ = [
     "MAIN_PATH",

@@ -1,0 +1,80 @@
+"""Small shape checks for decoding wire messages. Each raises a WireFormatError subclass."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import MissingField, OversizeValue, WrongType
+
+MAX_STRING = 200
+MAX_VALUE_BYTES = 16 * 1024
+
+
+def mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WrongType(f"{what} must be an object", field=what)
+    return value
+
+
+def req(data: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in data:
+        raise MissingField(f"{what}.{key} is required", field=f"{what}.{key}")
+    return data[key]
+
+
+def string(value: object, what: str, *, max_len: int = MAX_STRING, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise WrongType(f"{what} must be a string", field=what)
+    if len(value) > max_len:
+        raise OversizeValue(f"{what} is longer than {max_len} characters", field=what)
+    if not empty and not value:
+        raise WrongType(f"{what} must not be empty", field=what)
+    return value
+
+
+def opt_string(value: object, what: str, *, max_len: int = MAX_STRING) -> str | None:
+    return None if value is None else string(value, what, max_len=max_len, empty=True)
+
+
+def integer(value: object, what: str, *, minimum: int = 0, maximum: int = 2**63 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WrongType(f"{what} must be an integer", field=what)
+    if not minimum <= value <= maximum:
+        raise WrongType(f"{what} must be between {minimum} and {maximum}", field=what)
+    return value
+
+
+def uuid_text(value: object, what: str) -> str:
+    text = string(value, what, max_len=36)
+    try:
+        return str(uuid.UUID(text)) if len(text) == 36 else _bad_uuid(what)
+    except ValueError:
+        return _bad_uuid(what)
+
+
+def _bad_uuid(what: str) -> str:
+    raise WrongType(f"{what} must be a UUID in its 36-character form", field=what)
+
+
+def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) -> Any:
+    """A JSON value (no NaN, no non-string keys) of at most ``max_bytes`` when encoded."""
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise WrongType(f"{what} is not a JSON value: {exc}", field=what) from None
+    except RecursionError:
+        raise OversizeValue(f"{what} is nested too deeply", field=what) from None
+    if len(encoded.encode()) > max_bytes:
+        raise OversizeValue(f"{what} is larger than {max_bytes} bytes", field=what)
+    return value
+
+
+def items(value: object, what: str, *, max_items: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise WrongType(f"{what} must be a list", field=what)
+    if len(value) > max_items:
+        raise OversizeValue(f"{what} has more than {max_items} items", field=what)
+    return value

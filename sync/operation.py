@@ -1,0 +1,150 @@
+"""The change model: one operation on one record, as a device makes it offline.
+
+An operation names its record (type and device-generated UUID), the record version the device
+last saw (``base_version``), its idempotency key (device id + per-device sequence), its hybrid
+logical clock time and its author. Kinds:
+
+- ``create``: a new record with its initial fields (base version 0);
+- ``update``: new values for some fields;
+- ``delete``: a tombstone; the record's last values are kept;
+- ``append``: one item added to an append-only collection (visit notes, case steps);
+- ``resolve``: a person's choice for fields in conflict, with a reason. It merges like an update,
+  so it is versioned like any edit and clears the conflict only if its author saw every
+  competing value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import _check as c
+from .clock import HLC
+from .errors import UnknownRecordType, WrongType
+from .schema import RECORD_TYPES
+
+__all__ = ["MAX_FIELDS", "OpKind", "Operation", "canonical_json"]
+
+MAX_FIELDS = 64
+_NAME_MAX = 64
+
+
+class OpKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    APPEND = "append"
+    RESOLVE = "resolve"
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling used for digests and equality of values."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One change to one record. Immutable; ``key`` identifies it across retries."""
+
+    device_id: str
+    seq: int
+    kind: OpKind
+    record_type: str
+    record_id: str
+    base_version: int
+    hlc: str
+    author: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    collection: str | None = None
+    item: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: ``device_id:seq``."""
+        return f"{self.device_id}:{self.seq}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "device_id": self.device_id,
+            "seq": self.seq,
+            "kind": str(self.kind),
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "base_version": self.base_version,
+            "hlc": self.hlc,
+            "author": self.author,
+        }
+        if self.kind in (OpKind.CREATE, OpKind.UPDATE, OpKind.RESOLVE):
+            data["fields"] = dict(self.fields)
+        if self.kind is OpKind.APPEND:
+            data["collection"] = self.collection
+            data["item"] = dict(self.item or {})
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical payload, excluding ``author`` (the server sets that)."""
+        payload = self.to_dict()
+        payload.pop("author")
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: object) -> Operation:
+        """Decode and check the shape of one operation; raise a WireFormatError subclass."""
+        d = c.mapping(data, "operation")
+        kind_text = c.string(c.req(d, "kind", "operation"), "operation.kind", max_len=16)
+        try:
+            kind = OpKind(kind_text)
+        except ValueError:
+            raise WrongType(
+                f"unknown operation kind {kind_text!r}", field="operation.kind"
+            ) from None
+        rtype = c.string(c.req(d, "record_type", "operation"), "operation.record_type", max_len=32)
+        if rtype not in RECORD_TYPES:
+            raise UnknownRecordType(f"unknown record type {rtype!r}", record_type=rtype)
+        hlc = c.string(c.req(d, "hlc", "operation"), "operation.hlc", max_len=90)
+        HLC.parse(hlc)
+        fields: dict[str, Any] = {}
+        collection = item = None
+        if kind in (OpKind.CREATE, OpKind.UPDATE, OpKind.RESOLVE):
+            raw = c.mapping(c.req(d, "fields", "operation"), "operation.fields")
+            if len(raw) > MAX_FIELDS:
+                raise WrongType(f"at most {MAX_FIELDS} fields per operation", field="fields")
+            if not raw and kind is not OpKind.CREATE:
+                raise WrongType("an update needs at least one field", field="operation.fields")
+            for name, value in raw.items():
+                c.string(name, "operation.fields key", max_len=_NAME_MAX)
+                fields[name] = c.json_value(value, f"operation.fields.{name}")
+        elif kind is OpKind.APPEND:
+            collection = c.string(
+                c.req(d, "collection", "operation"), "operation.collection", max_len=_NAME_MAX
+            )
+            if collection not in RECORD_TYPES[rtype].collections:
+                raise WrongType(
+                    f"{rtype} has no collection {collection!r}", field="operation.collection"
+                )
+            item = dict(c.mapping(c.req(d, "item", "operation"), "operation.item"))
+            c.uuid_text(c.req(item, "id", "operation.item"), "operation.item.id")
+            c.json_value(item, "operation.item", max_bytes=8 * 1024)
+        return cls(
+            device_id=c.string(
+                c.req(d, "device_id", "operation"), "operation.device_id", max_len=64
+            ),
+            seq=c.integer(c.req(d, "seq", "operation"), "operation.seq", minimum=1),
+            kind=kind,
+            record_type=rtype,
+            record_id=c.uuid_text(c.req(d, "record_id", "operation"), "operation.record_id"),
+            base_version=c.integer(c.req(d, "base_version", "operation"), "operation.base_version"),
+            hlc=hlc,
+            author=c.string(d.get("author", ""), "operation.author", max_len=64, empty=True),
+            fields=fields,
+            collection=collection,
+            item=item,
+            reason=c.opt_string(d.get("reason"), "operation.reason", max_len=1000),
+        )

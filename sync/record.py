@@ -1,0 +1,152 @@
+"""A record as the server holds it: for each field, the competing writes that are still live.
+
+Each field keeps the set of writes that no later write has *seen* (its maximal writes). One live
+write means the field is settled; several live writes with different values mean a conflict that
+a person must resolve. Whatever the set holds, the current value is the write with the greatest
+(HLC, device id) — a rule that does not depend on the order in which operations arrived.
+
+The deletion state is the pseudo-field ``_deleted``: a delete writes True, every other edit writes
+False, so an edit made without seeing a concurrent delete (or the reverse) is a conflict, never a
+silent resurrection or a silent loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .operation import canonical_json
+
+__all__ = ["DELETED", "RecordState", "Write"]
+
+DELETED = "_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One value written to one field (or one collection item), with its provenance."""
+
+    value: Any
+    version: int  # the record version the write produced
+    hlc: str
+    device_id: str
+    seq: int
+    author: str
+    base_version: int
+
+    def saw(self, other: Write) -> bool:
+        """True if the author of this write had seen ``other`` when making it."""
+        return other.version <= self.base_version or (
+            other.device_id == self.device_id and other.seq < self.seq
+        )
+
+    @property
+    def rank(self) -> tuple[str, str]:
+        """Deterministic precedence among concurrent writes: HLC, then device id."""
+        return (self.hlc, self.device_id)
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.value,
+            self.version,
+            self.hlc,
+            self.device_id,
+            self.seq,
+            self.author,
+            self.base_version,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> Write:
+        return cls(*row)
+
+    def describe(self) -> dict[str, Any]:
+        """The write as a person sees it in a conflict: value, who, from which device, when."""
+        return {
+            "value": self.value,
+            "author": self.author,
+            "device_id": self.device_id,
+            "hlc": self.hlc,
+            "version": self.version,
+            "base_version": self.base_version,
+        }
+
+
+def current(writes: tuple[Write, ...]) -> Write:
+    """The write whose value is shown: the greatest by (HLC, device id)."""
+    return max(writes, key=lambda w: w.rank)
+
+
+def in_conflict(writes: tuple[Write, ...]) -> bool:
+    """More than one distinct value among the live writes."""
+    if len(writes) < 2:
+        return False
+    first = canonical_json(writes[0].value)
+    return any(canonical_json(w.value) != first for w in writes[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class RecordState:
+    """A record's merge state. Treat as immutable: merge returns a new one."""
+
+    record_type: str
+    record_id: str
+    version: int
+    fields: Mapping[str, tuple[Write, ...]]
+    collections: Mapping[str, Mapping[str, Write]]
+
+    @property
+    def deleted(self) -> bool:
+        writes = self.fields.get(DELETED)
+        return bool(writes) and current(writes).value is True
+
+    def values(self) -> dict[str, Any]:
+        """Current value of every field (deletion state excluded)."""
+        return {
+            name: current(ws).value for name, ws in self.fields.items() if name != DELETED and ws
+        }
+
+    def conflicts(self) -> dict[str, tuple[Write, ...]]:
+        """Fields with competing values, each with all its live writes, in rank order."""
+        return {
+            name: tuple(sorted(ws, key=lambda w: w.rank))
+            for name, ws in self.fields.items()
+            if in_conflict(ws)
+        }
+
+    def items(self, collection: str) -> list[Any]:
+        """Items of an append-only collection, in (HLC, device) order."""
+        entries = self.collections.get(collection, {})
+        return [w.value for w in sorted(entries.values(), key=lambda w: (w.rank, w.value["id"]))]
+
+    def provenance(self, name: str) -> Write | None:
+        ws = self.fields.get(name)
+        return current(ws) if ws else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact form for storage: each write as a list."""
+        return {
+            "type": self.record_type,
+            "id": self.record_id,
+            "version": self.version,
+            "fields": {n: [w.to_list() for w in ws] for n, ws in self.fields.items()},
+            "collections": {
+                n: [w.to_list() for w in es.values()] for n, es in self.collections.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecordState:
+        return cls(
+            record_type=data["type"],
+            record_id=data["id"],
+            version=data["version"],
+            fields={
+                n: tuple(Write.from_list(r) for r in rows) for n, rows in data["fields"].items()
+            },
+            collections={
+                n: {r[0]["id"]: Write.from_list(r) for r in rows}
+                for n, rows in data["collections"].items()
+            },
+        )
