@@ -6,7 +6,7 @@ import itertools
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from sync import Operation, Receipt, RecordState, apply_operation, merge
@@ -75,6 +75,19 @@ def lww_drops_loser(state: RecordState | None, op: Operation, receipt: Receipt |
     return MergeResult(result.outcome, pruned, result.version, result.reason, (), True)
 
 
+# Known witnesses, so that each mutant is caught on every run, plus a random search.
+CONCURRENT_EDITS_SCHEDULE = (
+    2,
+    [("create", 0, "a"), ("push", 0, "none"), ("pull", 1),
+     ("update", 0, 0, "findings", "b"), ("update", 1, 0, "findings", "c"),
+     ("push", 0, "none"), ("push", 1, "duplicate")],
+)
+CONCURRENT_EDITS_TWO_ORDERS = (
+    2,
+    [("update", 0, 0, "findings", "b"), ("update", 1, 0, "findings", "c")],
+    [[0, 1], [1, 0]],
+)
+
 MUTANT = settings(
     max_examples=2000,
     deadline=None,
@@ -90,6 +103,7 @@ def test_broken_merge_variants_are_caught(mutant):
 
         @MUTANT
         @given(order_cases)
+        @example(CONCURRENT_EDITS_TWO_ORDERS)
         def check(case):
             n, edits, orders = case
             run_orders(n, edits, orders, mutant)
@@ -97,6 +111,7 @@ def test_broken_merge_variants_are_caught(mutant):
 
         @MUTANT
         @given(schedules)
+        @example(CONCURRENT_EDITS_SCHEDULE)
         def check(schedule):
             run_schedule(schedule, mutant)
 
