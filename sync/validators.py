@@ -20,9 +20,9 @@ __all__ = [
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
-_MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+_ID_RE = re.compile(r"\d{17}[\dX]", re.ASCII)
+_MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+_LANDLINE_RE = re.compile(r"0\d{2,3}-?\d{7,8}", re.ASCII)
 
 
 def id_number_check_digit(first17: str) -> str:
@@ -43,7 +43,7 @@ def id_number_birth_date(value: str) -> date | None:
 
 def id_number_valid(value: object) -> bool:
     """True for an 18-character ID number with a real birth date and a correct check digit."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         return False
     if id_number_birth_date(value) is None:
         return False
@@ -52,7 +52,9 @@ def id_number_valid(value: object) -> bool:
 
 def phone_valid(value: object) -> bool:
     """True for a mainland mobile number (11 digits) or a landline with its area code."""
-    return isinstance(value, str) and bool(_MOBILE_RE.match(value) or _LANDLINE_RE.match(value))
+    return isinstance(value, str) and bool(
+        _MOBILE_RE.fullmatch(value) or _LANDLINE_RE.fullmatch(value)
+    )
 
 
 def mask_id_number(value: str | None) -> str | None:
