@@ -20,6 +20,16 @@ class GunicornApp(BaseApplication):
         for key, value in self.options.items():
             if key in self.cfg.settings and value is not None:
                 self.cfg.set(key.lower(), value)
+        self.cfg.set("post_fork", self._after_fork)
+
+    def _after_fork(self, _server: Any, _worker: Any) -> None:
+        """Drop pooled connections inherited from the master (SQLAlchemy's pooling-with-fork
+        advice); each worker opens its own."""
+        from server.extensions import db
+
+        with self.application.app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)
 
     def load(self) -> Flask:
         return self.application

@@ -34,8 +34,13 @@ def login(
     """Check the password, register the device on first use, and issue a token pair."""
     limits = ratelimit.login_limits(username, address)
     ratelimit.check(limits)
-    user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    password_ok = verify_password(user.password_hash if user else None, password)
+    found = db.session.execute(
+        select(User.id, User.password_hash).where(User.username == username)
+    ).first()
+    # End the transaction while Argon2 runs (~30 ms): on SQLite it holds the write lock.
+    db.session.rollback()
+    password_ok = verify_password(found.password_hash if found else None, password)
+    user = db.session.get(User, found.id) if found else None
     if user is None or not user.active or not password_ok:
         ratelimit.record(limits, ok=False)
         audit.record(username, "auth.login_failed", f"user:{username}", {"address": address})
