@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
         "security": [{"bearerAuth": []}],
     },
     "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    # Survive a restarted PostgreSQL without handing a dead connection to a request.
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
 }
 
 _SECRET_FILE = "secret_key"
