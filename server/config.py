@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_ADDRESS_FAILURES": 20,
     # A device's last_seen_at is written at most this often.
     "DEVICE_SEEN_INTERVAL_S": 60,
+    # Sync: a device clock further ahead than this is refused (it would win every tie).
+    "MAX_CLOCK_DRIFT_MS": 5 * 60 * 1000,
+    "SYNC_MAX_BATCH": 500,
+    "SYNC_MAX_PAGE": 2000,
+    "SYNC_MAX_BODY_BYTES": 64 * 1024 * 1024,
     # flask-smorest / OpenAPI.
     "API_TITLE": "Linli",
     "API_VERSION": "v1",

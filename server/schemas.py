@@ -104,3 +104,114 @@ class DeviceSchema(ma.Schema):
     last_seen_at = fields.DateTime(allow_none=True)
     last_sync_at = fields.DateTime(allow_none=True)
     clock_skew_ms = fields.Integer(allow_none=True)
+
+
+# --- sync (the Linli Sync Protocol, docs/protocol.md) -------------------------------------------
+# The sync views decode bodies with sync.wire (operation by operation, so one malformed operation
+# never costs the batch); these schemas check the envelope and describe it in the OpenAPI document.
+
+
+class ScopeInfoSchema(ma.Schema):
+    prefixes = fields.List(fields.String(), required=True)
+    token = fields.String(required=True)
+
+
+class HandshakeSchema(RequestSchema):
+    device_id = fields.String(required=True, validate=validate.Length(1, 64))
+    device_time_ms = fields.Integer(required=True, strict=True)
+    protocol_versions = fields.List(fields.Integer(strict=True), required=True,
+                                    validate=validate.Length(1, 16))
+    schema_version = fields.Integer(required=True, strict=True)
+    app = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class HandshakeResultSchema(ma.Schema):
+    protocol_version = fields.Integer()
+    schema_version = fields.Integer()
+    server_time_ms = fields.Integer()
+    clock_skew_ms = fields.Integer()
+    max_clock_drift_ms = fields.Integer()
+    max_batch = fields.Integer()
+    max_page = fields.Integer()
+    scope = fields.Nested(ScopeInfoSchema)
+
+
+class PushSchema(RequestSchema):
+    device_id = fields.String(required=True, validate=validate.Length(1, 64))
+    operations = fields.List(fields.Dict(), required=True,
+                             metadata={"description": "Operations (see docs/protocol.md §4)."})
+
+
+class OpResultSchema(ma.Schema):
+    key = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["applied", "duplicate", "conflict",
+                                                    "rejected"]))
+    record_id = fields.String(allow_none=True)
+    version = fields.Integer(allow_none=True)
+    reason = fields.String()
+    message = fields.String()
+    conflicts = fields.List(fields.String())
+    original = fields.String()
+
+
+class PushResultSchema(ma.Schema):
+    results = fields.List(fields.Nested(OpResultSchema))
+    server_time_ms = fields.Integer()
+
+
+class PullSchema(RequestSchema):
+    cursor = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1))
+    scope_token = fields.String(allow_none=True, load_default=None,
+                                validate=validate.Length(max=64))
+
+
+class ChecksumSchema(ma.Schema):
+    count = fields.Integer()
+    version_sum = fields.Integer()
+
+
+class PullResultSchema(ma.Schema):
+    changes = fields.List(fields.Dict(), metadata={"description": "Record snapshots."})
+    removals = fields.List(fields.Dict())
+    cursor = fields.Integer()
+    has_more = fields.Boolean()
+    reset = fields.Boolean()
+    scope = fields.Nested(ScopeInfoSchema)
+    checksum = fields.Nested(ChecksumSchema, allow_none=True)
+
+
+# --- records (review, conflicts, moves, cases) --------------------------------------------------
+
+
+class RecordSchema(ma.Schema):
+    id = fields.String()
+    type = fields.String()
+    grid_code = fields.String()
+    version = fields.Integer()
+    deleted = fields.Boolean()
+    fields_ = fields.Dict(data_key="fields")
+    conflicts = fields.Dict()
+    collections = fields.Dict()
+    review = fields.Dict(allow_none=True)
+
+
+class ReviewSchema(RequestSchema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approved", "returned"]))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ResolveSchema(RequestSchema):
+    field = fields.String(required=True, validate=validate.Length(1, 64))
+    value = fields.Raw(required=True, allow_none=True)
+    reason = fields.String(required=True, validate=validate.Length(1, 1000))
+
+
+class MoveSchema(RequestSchema):
+    grid_code = fields.String(required=True, validate=_GRID_CODE)
+
+
+class CaseActionSchema(RequestSchema):
+    action = fields.String(required=True, validate=validate.Length(1, 32))
+    params = fields.Dict(load_default=dict)
+    opinion = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))

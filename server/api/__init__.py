@@ -11,7 +11,8 @@ URL_PREFIX = "/api/v1"
 BLUEPRINTS: tuple[str, ...] = (
     "server.api.auth",
     "server.api.admin",
-    # The lead appends: "server.api.sync", "server.api.records"
+    "server.api.sync",
+    "server.api.records",
 )
 
 __all__ = ["BLUEPRINTS", "URL_PREFIX"]

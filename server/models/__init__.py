@@ -1,10 +1,10 @@
 """All models, imported here so that ``db.metadata`` knows every table.
 
-The lead adds ``from server.models.records import ...`` below when records exist.
 """
 
 from server.models.audit import GENESIS_HASH, AccessLog, AuditEntry
 from server.models.codes import CodeEntry
+from server.models.records import Record, Removal, SyncCounter, SyncOp
 from server.models.territory import AdminUnit, UnitLevel, level_of, parent_code_of
 from server.models.users import (
     ADMIN_ROLES,
@@ -25,8 +25,12 @@ __all__ = [
     "CodeEntry",
     "Device",
     "LoginAttempt",
+    "Record",
     "RefreshToken",
+    "Removal",
     "Role",
+    "SyncCounter",
+    "SyncOp",
     "UnitLevel",
     "User",
     "UserGrid",

@@ -1,0 +1,79 @@
+"""People's actions on synced records over the API: read, review, resolve, move, advance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from server import actions
+from server.api import URL_PREFIX
+from server.auth import require_auth
+from server.errors import NotFound
+from server.extensions import db
+from server.models import Record
+from server.privacy import mask_snapshot
+from server.schemas import CaseActionSchema, MoveSchema, RecordSchema, ResolveSchema, ReviewSchema
+
+blp = Blueprint("records", __name__, url_prefix=f"{URL_PREFIX}/records",
+                description="Records: review, conflicts, moves, dispute cases")
+
+
+def _snapshot(record_id: str) -> dict[str, Any]:
+    row = db.session.execute(select(Record.grid_code, Record.snapshot)
+                             .where(Record.id == record_id)).first()
+    if row is None or not g.scope.contains(row.grid_code):
+        raise NotFound("No such record.", code="not_found")
+    return mask_snapshot(json.loads(row.snapshot))
+
+
+@blp.get("/<uuid:record_id>")
+@blp.response(200, RecordSchema)
+@require_auth()
+def get_record(record_id: Any) -> dict[str, Any]:
+    """A record in your jurisdiction, sensitive fields masked."""
+    return _snapshot(str(record_id))
+
+
+@blp.post("/<uuid:record_id>/review")
+@blp.arguments(ReviewSchema)
+@blp.response(200, RecordSchema)
+@require_auth(*actions.REVIEWER_ROLES)
+def review(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
+    """Approve, or return to the worker with a comment."""
+    actions.review(g.user, g.scope, str(record_id), args["decision"], args["comment"])
+    return _snapshot(str(record_id))
+
+
+@blp.post("/<uuid:record_id>/resolve")
+@blp.arguments(ResolveSchema)
+@blp.response(200, RecordSchema)
+@require_auth()
+def resolve(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
+    """Settle a conflict on one field, with a reason."""
+    actions.resolve(g.user, g.scope, str(record_id), args["field"], args["value"], args["reason"])
+    return _snapshot(str(record_id))
+
+
+@blp.post("/<uuid:record_id>/move")
+@blp.arguments(MoveSchema)
+@blp.response(200, RecordSchema)
+@require_auth(*actions.REVIEWER_ROLES)
+def move(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
+    """Reassign the record to another grid in your jurisdiction."""
+    actions.move(g.user, g.scope, str(record_id), args["grid_code"])
+    return _snapshot(str(record_id))
+
+
+@blp.post("/<uuid:record_id>/case")
+@blp.arguments(CaseActionSchema)
+@blp.response(200, RecordSchema)
+@require_auth()
+def advance_case(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
+    """A dispute workflow action (accept, assign, resolve, close, ...)."""
+    actions.advance_case(g.user, g.scope, str(record_id), args["action"], args["params"],
+                         args["opinion"])
+    return _snapshot(str(record_id))

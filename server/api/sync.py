@@ -1,0 +1,143 @@
+"""The sync API for devices: handshake, push, pull (docs/protocol.md).
+
+Bodies are JSON; a request body may be gzip-compressed (Content-Encoding: gzip) and responses
+are gzip-compressed when the device accepts it. Envelopes are checked by the schemas; the
+operations themselves by sync.wire, one at a time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+from flask import Response, current_app, g, request
+from flask_smorest import Blueprint
+
+from server import pull as pulling
+from server import push as pushing
+from server.api import URL_PREFIX
+from server.auth import require_auth
+from server.db import utcnow
+from server.errors import APIError, BadRequest, Forbidden, PayloadTooLarge, ValidationFailed
+from server.extensions import db
+from server.schemas import (
+    HandshakeResultSchema,
+    HandshakeSchema,
+    PullResultSchema,
+    PullSchema,
+    PushResultSchema,
+    PushSchema,
+)
+from sync import (
+    DEFAULT_MAX_DRIFT_MS,
+    SCHEMA_VERSION,
+    HandshakeResponse,
+    OversizeValue,
+    ProtocolVersionError,
+    PullRequest,
+    PushRequest,
+    ScopeInfo,
+    SyncError,
+    negotiate,
+)
+
+blp = Blueprint("sync", __name__, url_prefix=f"{URL_PREFIX}/sync", description="Device sync")
+
+
+class UpgradeRequired(APIError):
+    status, default_code = 426, "protocol_unsupported"
+
+
+@blp.before_request
+def _inflate_gzip_body() -> None:
+    """Decompress a gzip body, refusing one that inflates beyond the configured limit."""
+    if request.headers.get("Content-Encoding", "").lower() != "gzip":
+        return
+    limit = current_app.config["SYNC_MAX_BODY_BYTES"]
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(request.get_data(cache=False), limit + 1)
+    except zlib.error:
+        raise BadRequest("The gzip body is corrupt.", code="bad_gzip") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"The body inflates beyond {limit} bytes.")
+    request._cached_data = data  # what get_json() reads
+
+
+def _reply(payload: bytes | dict[str, Any]) -> Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(
+        payload, separators=(",", ":"), ensure_ascii=False).encode()
+    response = Response(body, mimetype="application/json")
+    if "gzip" in request.headers.get("Accept-Encoding", "").lower() and len(body) > 512:
+        response.set_data(gzip.compress(body, compresslevel=5))
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+def _own_device(device_id: str) -> None:
+    if device_id != g.device.id:
+        raise Forbidden("The body names another device than the token.", code="device_mismatch")
+
+
+def _decode(error: SyncError) -> APIError:
+    if isinstance(error, OversizeValue):
+        return PayloadTooLarge(error.message, details=error.context)
+    return ValidationFailed(error.message, code=error.code, details=error.context)
+
+
+@blp.post("/handshake")
+@blp.arguments(HandshakeSchema)
+@blp.response(200, HandshakeResultSchema)
+@require_auth()
+def handshake(args: dict[str, Any]) -> Response:
+    """Negotiate the protocol, learn the server time and scope; the clock skew is recorded."""
+    _own_device(args["device_id"])
+    try:
+        version = negotiate(args["protocol_versions"])
+    except ProtocolVersionError as exc:
+        raise UpgradeRequired(exc.message, details=exc.context) from None
+    if args["schema_version"] > SCHEMA_VERSION:
+        raise UpgradeRequired("The device's record schema is newer than the server's.",
+                              details={"server": SCHEMA_VERSION})
+    now_ms = int(utcnow().timestamp() * 1000)
+    g.device.clock_skew_ms = args["device_time_ms"] - now_ms
+    db.session.commit()
+    config = current_app.config
+    return _reply(HandshakeResponse(
+        protocol_version=version, schema_version=SCHEMA_VERSION, server_time_ms=now_ms,
+        clock_skew_ms=args["device_time_ms"] - now_ms,
+        max_clock_drift_ms=config.get("MAX_CLOCK_DRIFT_MS", DEFAULT_MAX_DRIFT_MS),
+        max_batch=config["SYNC_MAX_BATCH"], max_page=config["SYNC_MAX_PAGE"],
+        scope=ScopeInfo(g.scope.prefixes, g.scope.token),
+    ).to_dict())
+
+
+@blp.post("/push")
+@blp.arguments(PushSchema)
+@blp.response(200, PushResultSchema)
+@require_auth()
+def push(args: dict[str, Any]) -> Response:
+    """Apply a batch of operations; one result per operation, in order."""
+    _own_device(args["device_id"])
+    try:
+        batch = PushRequest.from_dict(args, max_batch=current_app.config["SYNC_MAX_BATCH"])
+    except SyncError as exc:
+        raise _decode(exc) from None
+    response = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)
+    return _reply(response.to_dict())
+
+
+@blp.post("/pull")
+@blp.arguments(PullSchema)
+@blp.response(200, PullResultSchema)
+@require_auth()
+def pull(args: dict[str, Any]) -> Response:
+    """One page of changes in your scope after ``cursor``; removals; the checksum at the end."""
+    try:
+        page = PullRequest.from_dict(args, max_page=current_app.config["SYNC_MAX_PAGE"])
+    except SyncError as exc:
+        raise _decode(exc) from None
+    return _reply(pulling.pull(page, device=g.device, scope=g.scope))

@@ -1,0 +1,85 @@
+"""Synced records and the sync bookkeeping around them.
+
+- ``Record``: one row per record of any syncable type. ``state`` holds the merge state (every
+  live write of every field, compact JSON), ``data`` the current values (for the console's
+  queries), ``snapshot`` the exact JSON a pull sends (built at write time, so a pull reads and
+  concatenates text instead of re-encoding). ``seq`` is the change sequence of its latest change.
+- ``SyncOp``: the receipt of every operation a device pushed (idempotency key device_id + seq)
+  and its payload, which is also the record's history with server time and batch.
+- ``Removal``: a record left a grid (reassignment); devices of that grid must drop it.
+- ``SyncCounter``: the change sequence, allocated under the write lock so that sequence order is
+  commit order (no pull can skip a change committed late).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import UTCDateTime, utcnow
+from server.extensions import db
+
+
+class Record(db.Model):
+    __tablename__ = "record"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    grid_code: Mapped[str] = mapped_column(String(15))
+    version: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_status: Mapped[str] = mapped_column(String(16), default="pending")
+    review: Mapped[dict | None] = mapped_column(JSON, default=None)
+    author_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    device_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(Text)
+    snapshot: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_record_grid_seq", "grid_code", "seq"),
+        Index("ix_record_type_grid_updated", "type", "grid_code", "updated_at"),
+    )
+
+
+class SyncOp(db.Model):
+    __tablename__ = "sync_op"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(36), index=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    conflicts: Mapped[str | None] = mapped_column(String(500))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[str] = mapped_column(String(36))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class Removal(db.Model):
+    __tablename__ = "removal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    record_id: Mapped[str] = mapped_column(String(36))
+    grid_code: Mapped[str] = mapped_column(String(15))
+    reason: Mapped[str] = mapped_column(String(32), default="scope")
+
+
+class SyncCounter(db.Model):
+    __tablename__ = "sync_counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+__all__ = ["Record", "Removal", "SyncCounter", "SyncOp"]

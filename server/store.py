@@ -1,0 +1,211 @@
+"""The record store: load records, merge operations into them, write a batch in one go.
+
+A ``RecordBatch`` is one unit of work on records (a device's push, or a person's action in the
+console). It takes the write lock, loads the records it needs with one query, lets the caller
+merge operations in memory, and then writes everything with a handful of set-based statements:
+the change sequence is allocated once for the batch, records are inserted or updated with
+executemany, receipts are inserted with executemany. Commit is the caller's.
+
+The write lock makes sequence order equal commit order: on PostgreSQL a transaction-scoped
+advisory lock, on SQLite the BEGIN IMMEDIATE every transaction starts with. A pull can therefore
+never move its cursor past a change that commits later.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from server.db import utcnow
+from server.models import Record, Removal, SyncCounter, SyncOp
+from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, canonical_json, merge
+from sync import snapshot as build_snapshot
+
+_PG_WRITE_LOCK = 0x4C494E4C4953  # "LINLIS"
+_SERVER_CLOCK = HybridClock("server")
+SERVER_DEVICE = "server"
+
+
+@dataclass
+class StoredRecord:
+    """A record loaded for merging; ``dirty`` when it must be written back."""
+
+    state: RecordState
+    grid_code: str
+    review_status: str = "pending"
+    review: dict[str, Any] | None = None
+    author_id: int | None = None
+    device_id: str | None = None
+    created_at: datetime | None = None
+    exists: bool = True
+    dirty: bool = False
+    old_grid: str | None = None  # set when the record moves to another grid
+
+    @property
+    def id(self) -> str:
+        return self.state.record_id
+
+
+@dataclass
+class RecordBatch:
+    session: Session
+    user_id: int | None
+    batch_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    now: datetime = field(default_factory=utcnow)
+    records: dict[str, StoredRecord] = field(default_factory=dict)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    _server_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+
+    # --- loading -------------------------------------------------------------------------
+
+    def load(self, ids: Iterable[str]) -> dict[str, StoredRecord]:
+        wanted = [i for i in set(ids) if i not in self.records]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.session.execute(
+                select(Record.id, Record.state, Record.grid_code, Record.review_status,
+                       Record.review, Record.author_id, Record.device_id, Record.created_at)
+                .where(Record.id.in_(chunk))
+            )
+            for row in rows:
+                self.records[row.id] = StoredRecord(
+                    RecordState.from_dict(json.loads(row.state)), row.grid_code,
+                    row.review_status, row.review, row.author_id, row.device_id, row.created_at)
+        return {i: self.records[i] for i in ids if i in self.records}
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        return self.load([record_id]).get(record_id)
+
+    # --- changing ------------------------------------------------------------------------
+
+    def apply(self, rec: StoredRecord | None, op: Operation, result: MergeResult,
+              *, grid_code: str | None = None) -> StoredRecord | None:
+        """Keep the outcome of merging ``op``: new state, and a new record if it was created."""
+        if not result.changed or result.state is None:
+            return rec
+        if rec is None:
+            rec = StoredRecord(result.state, grid_code or "", author_id=self.user_id,
+                               device_id=op.device_id, created_at=self.now, exists=False)
+            self.records[rec.id] = rec
+        rec.state = result.state
+        rec.dirty = True
+        return rec
+
+    def receipt(self, op: Operation, result: MergeResult, *, digest: str | None = None) -> None:
+        """Remember the answer for ``op``'s key (and its payload, the record's history)."""
+        self.receipts.append({
+            "device_id": op.device_id, "seq": op.seq, "record_id": op.record_id,
+            "digest": digest or op.digest(), "outcome": str(result.outcome),
+            "version": result.version, "reason": result.reason,
+            "conflicts": ",".join(result.conflicts) or None, "user_id": self.user_id,
+            "batch_id": self.batch_id, "received_at": self.now,
+            "payload": canonical_json(op.to_dict()),
+        })
+
+    def server_write(self, rec: StoredRecord, fields: dict[str, Any], *,
+                     kind: OpKind = OpKind.UPDATE, reason: str | None = None) -> MergeResult:
+        """A change made by the server on a person's behalf (workflow, resolution, move).
+
+        It has seen everything (its base is the current version), so it never conflicts with
+        what is stored; it is merged and kept like any device's operation.
+        """
+        op = Operation(
+            device_id=SERVER_DEVICE, seq=self._next_server_seq(), kind=kind,
+            record_type=rec.state.record_type, record_id=rec.id,
+            base_version=rec.state.version, hlc=str(_SERVER_CLOCK.now()),
+            author=str(self.user_id or ""), fields=fields, reason=reason,
+        )
+        result = merge(rec.state, op)
+        self.apply(rec, op, result)
+        self.receipt(op, result)
+        return result
+
+    def touch(self, rec: StoredRecord) -> None:
+        """Mark ``rec`` changed without a merge (review decisions, moves)."""
+        rec.dirty = True
+
+    def _next_server_seq(self) -> int:
+        if self._server_seq is None:
+            row = self.session.get(SyncCounter, "server_op")
+            self._server_seq = row.value if row else 0
+        self._server_seq += 1
+        return self._server_seq
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _allocate(self, name: str, count: int) -> int:
+        """Reserve ``count`` numbers of counter ``name``; return the last one."""
+        value = self.session.execute(
+            update(SyncCounter).where(SyncCounter.name == name)
+            .values(value=SyncCounter.value + count).returning(SyncCounter.value)
+        ).scalar()
+        if value is None:
+            self.session.execute(insert(SyncCounter).values(name=name, value=count))
+            value = count
+        return value
+
+    def write(self) -> int:
+        """Write every changed record and every receipt; return the number of records written."""
+        dirty = [r for r in self.records.values() if r.dirty]
+        if self._server_seq is not None:
+            current = self.session.get(SyncCounter, "server_op")
+            if current is None:
+                self.session.execute(insert(SyncCounter).values(name="server_op",
+                                                                value=self._server_seq))
+            else:
+                current.value = self._server_seq
+                self.session.flush()
+        if dirty:
+            last = self._allocate("change", len(dirty))
+            first = last - len(dirty) + 1
+            new_rows, old_rows, removals = [], [], []
+            for seq, rec in enumerate(dirty, start=first):
+                row = self._row(rec, seq)
+                (old_rows if rec.exists else new_rows).append(row)
+                if rec.old_grid and rec.old_grid != rec.grid_code:
+                    removals.append({"seq": seq, "record_id": rec.id, "grid_code": rec.old_grid,
+                                     "reason": "scope"})
+            if new_rows:
+                self.session.execute(insert(Record), new_rows)
+            if old_rows:
+                table = Record.__table__
+                stmt = table.update().where(table.c.id == bindparam("b_id"))
+                self.session.execute(stmt, [{**r, "b_id": r.pop("id")} for r in old_rows])
+            if removals:
+                self.session.execute(insert(Removal), removals)
+            for rec in dirty:
+                rec.exists, rec.dirty, rec.old_grid = True, False, None
+        if self.receipts:
+            self.session.execute(insert(SyncOp), self.receipts)
+            self.receipts = []
+        return len(dirty)
+
+    def _row(self, rec: StoredRecord, seq: int) -> dict[str, Any]:
+        state = rec.state
+        snap = build_snapshot(state, grid_code=rec.grid_code, review=rec.review)
+        row = {
+            "id": rec.id, "type": state.record_type, "grid_code": rec.grid_code,
+            "version": state.version, "seq": seq, "deleted": snap["deleted"],
+            "has_conflict": bool(snap["conflicts"]), "review_status": rec.review_status,
+            "review": rec.review, "updated_at": self.now, "data": snap["fields"],
+            "state": json.dumps(state.to_dict(), separators=(",", ":"), ensure_ascii=False),
+            "snapshot": json.dumps(snap, separators=(",", ":"), ensure_ascii=False),
+        }
+        if not rec.exists:
+            row.update(author_id=rec.author_id, device_id=rec.device_id,
+                       created_at=rec.created_at or self.now)
+        return row
+
+
+__all__ = ["SERVER_DEVICE", "RecordBatch", "StoredRecord"]
