@@ -1,0 +1,172 @@
+"""Calling the server: JSON in and out, gzip, bearer tokens, retries, and errors mapped.
+
+One method, :meth:`Api.call`, does a POST and returns the decoded JSON body, or raises a
+:class:`~client_sdk.errors.ClientError`. Network errors, timeouts and 5xx answers are retried
+with bounded exponential backoff (every sync request is idempotent: pushes carry keys, pulls
+carry cursors). An expired access token is refreshed once and the request sent again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    AuthError,
+    ClientError,
+    DeviceRevoked,
+    InvalidCredentials,
+    NetworkError,
+    ProtocolError,
+    RateLimited,
+    RequestRejected,
+    ServerError,
+    SyncTimeout,
+    ValidationError,
+)
+from .store import Store
+from .transport import Request, Response, Transport
+
+__all__ = ["Api", "Counters"]
+
+GZIP_MIN_BYTES = 4096
+
+
+@dataclass(slots=True)
+class Counters:
+    """What went over the wire."""
+
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class Api:
+    """The server as the SDK sees it. Tokens live in the store's meta table."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        store: Store,
+        *,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+        gzip_requests: bool = True,
+    ) -> None:
+        self.transport = transport
+        self.store = store
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.gzip_requests = gzip_requests
+        self.counters = Counters()
+
+    def call(self, path: str, body: Any, *, auth: bool = True, retry: bool = True) -> Any:
+        """POST ``body`` as JSON to ``path``; return the decoded answer."""
+        refreshed = False
+        while True:
+            try:
+                return self._with_retries(path, body, auth=auth, retry=retry)
+            except AuthError as exc:
+                if not auth or refreshed or exc.code != "token_expired":
+                    raise
+                self.refresh()
+                refreshed = True
+
+    def refresh(self) -> None:
+        """Exchange the refresh token for a new pair (never retried: a replay would be reuse)."""
+        tokens = self.store.get("tokens")
+        if not tokens:
+            raise AuthError("not signed in on this device; log in online first", code="no_session")
+        answer = self._with_retries(
+            "/api/v1/auth/refresh", {"refresh_token": tokens["refresh"]}, auth=False, retry=False
+        )
+        self.store.set(tokens=_tokens(answer))
+
+    def _with_retries(self, path: str, body: Any, *, auth: bool, retry: bool) -> Any:
+        attempts = self.max_attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._once(path, body, auth=auth)
+            except (NetworkError, SyncTimeout, ServerError):
+                if attempt == attempts:
+                    raise
+                self.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    def _once(self, path: str, body: Any, *, auth: bool) -> Any:
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        if self.gzip_requests and len(content) >= GZIP_MIN_BYTES:
+            content = gzip.compress(content, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        if auth:
+            tokens = self.store.get("tokens")
+            if not tokens:
+                raise AuthError("not signed in on this device; log in first", code="no_session")
+            headers["Authorization"] = f"Bearer {tokens['access']}"
+        self.counters.requests += 1
+        self.counters.bytes_sent += len(content)
+        response = self.transport.handle(Request("POST", path, content, headers))
+        self.counters.bytes_received += response.wire_bytes or len(response.content)
+        if 200 <= response.status < 300:
+            return _decode(response, path)
+        raise _error(response, path)
+
+
+def _tokens(answer: Any) -> dict[str, str]:
+    try:
+        return {"access": str(answer["access_token"]), "refresh": str(answer["refresh_token"])}
+    except (KeyError, TypeError):
+        raise ProtocolError("the token answer has no access_token / refresh_token") from None
+
+
+def _decode(response: Response, path: str) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"{path}: the answer is not JSON") from None
+
+
+def _error(response: Response, path: str) -> ClientError:
+    """The SDK error for an HTTP error answer ``{code, message, details}``."""
+    status = response.status
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("code") or f"http_{status}")
+    message = str(body.get("message") or f"{path}: HTTP {status}")
+    details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    if status >= 500:
+        return ServerError(message, code=code, status=status, path=path)
+    if code == "device_revoked":
+        return DeviceRevoked(
+            "this device has been revoked; sign in again on a registered device "
+            "(unsynced changes are kept)",
+            path=path,
+        )
+    if code == "invalid_credentials":
+        return InvalidCredentials(message)
+    if status == 429:
+        return RateLimited(message, code=code, retry_after=response.headers.get("retry-after"))
+    if status in (401, 403):
+        return AuthError(message, code=code, status=status, path=path)
+    if status == 426 or code == "protocol_unsupported":
+        return ProtocolError(message, code=code, **details)
+    if status == 422 and isinstance(details.get("errors"), dict):
+        return ValidationError(message, {str(k): str(v) for k, v in details["errors"].items()})
+    return RequestRejected(message, code=code, status=status, path=path, details=details)

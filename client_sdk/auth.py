@@ -1,0 +1,68 @@
+"""Signing in: online login (tokens + device registration) and offline unlock.
+
+After an online login the device keeps an offline verifier — an Argon2id hash of the password,
+never the password — so the worker can unlock the app with no signal. Tokens live in the store;
+:class:`~client_sdk.api.Api` refreshes them when they expire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import Argon2Error, InvalidHashError, VerifyMismatchError
+
+from .api import Api, _tokens
+from .errors import AuthError, InvalidCredentials, ProtocolError, StorageError
+from .store import Store
+
+__all__ = ["login", "unlock"]
+
+# OWASP's minimum for Argon2id: m = 19 MiB, t = 2, p = 1.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+def login(
+    api: Api, store: Store, *, username: str, password: str, device_id: str, device_name: str
+) -> dict[str, Any]:
+    """Sign in online; store the tokens, the user and the offline verifier. Return the user."""
+    answer = api.call(
+        "/api/v1/auth/login",
+        {
+            "username": username,
+            "password": password,
+            "device_id": device_id,
+            "device_name": device_name,
+        },
+        auth=False,
+    )
+    tokens = _tokens(answer)
+    user = answer.get("user") if isinstance(answer, dict) else None
+    if not isinstance(user, dict):
+        raise ProtocolError("the login answer has no user")
+    store.set(
+        tokens=tokens,
+        user=user,
+        username=username,
+        login_scope=answer.get("scope"),
+        verifier=_HASHER.hash(password),
+    )
+    return user
+
+
+def unlock(store: Store, password: str) -> dict[str, Any]:
+    """Check ``password`` against the offline verifier; return the stored user."""
+    verifier = store.get("verifier")
+    user = store.get("user")
+    if not verifier or not user:
+        raise AuthError("nobody has signed in on this device; log in online first",
+                        code="no_session")
+    try:
+        _HASHER.verify(verifier, password)
+    except VerifyMismatchError:
+        raise InvalidCredentials("wrong password") from None
+    except InvalidHashError as exc:
+        raise StorageError("the offline verifier is damaged; log in online again") from exc
+    except Argon2Error as exc:
+        raise AuthError(f"cannot verify the password: {exc}") from exc
+    return dict(user)

@@ -1,0 +1,365 @@
+"""The device's local store: one SQLite file (WAL, synchronous=FULL) through sqlite-utils.
+
+Tables:
+
+- ``records``: every record the device knows, with the last snapshot a pull brought (NULL for a
+  record created here and not yet pulled back), its version and grid code;
+- ``outbox``: operations not yet acknowledged (``pending``) or refused for good (``rejected``);
+- ``acked``: operations the server acknowledged whose effect no pull has brought back yet — the
+  device keeps showing them (read-your-writes);
+- ``meta``: device id, next sequence number, hybrid clock, pull cursor, scope, tokens, user.
+
+What a worker sees is :func:`sync.overlay` of the snapshot with the acked and pending
+operations. Every write is one ``BEGIN IMMEDIATE`` transaction: an edit and its outbox entry, a
+push batch's results, a pull page (removals, snapshots, cursor) commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from sync import Operation, overlay
+
+from .errors import StorageError
+
+__all__ = ["Store"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+migrations = Migrations("linli_client_sdk")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE records (
+            id TEXT PRIMARY KEY, type TEXT NOT NULL, grid_code TEXT, snapshot TEXT,
+            version INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+            seen INTEGER NOT NULL DEFAULT 0)"""
+    )
+    db.execute("CREATE INDEX records_type_grid ON records (type, grid_code)")
+    db.execute(
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL, op TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending', reason TEXT, message TEXT)"""
+    )
+    db.execute("CREATE INDEX outbox_record ON outbox (record_id)")
+    db.execute(
+        """CREATE TABLE acked (
+            seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL, op TEXT NOT NULL, version INTEGER)"""
+    )
+    db.execute("CREATE INDEX acked_record ON acked (record_id)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def _storage(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn sqlite3 errors into StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StorageError(f"local database: {exc}", sqlite_error=type(exc).__name__) from exc
+
+    return wrapper
+
+
+def _op(text: str) -> Operation:
+    return Operation.from_dict(json.loads(text))
+
+
+class Store:
+    """The local database of one device. Not shared between threads; open one per thread."""
+
+    @_storage
+    def __init__(self, path: str) -> None:
+        self.path = path
+        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        migrations.apply(self.db)
+
+    @_storage
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"local database: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"local database: {exc}") from exc
+            raise
+
+    # --- meta --------------------------------------------------------------------------------
+
+    @_storage
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._meta(self.db.conn, key, default)
+
+    @staticmethod
+    def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
+        """Set a meta value inside the caller's transaction (``None`` deletes it)."""
+        if value is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", [key])
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [key, json.dumps(value, ensure_ascii=False)],
+            )
+
+    @_storage
+    def set(self, **values: Any) -> None:
+        """Set several meta values in one transaction."""
+        with self.tx() as conn:
+            for key, value in values.items():
+                self.put(conn, key, value)
+
+    # --- local edits -------------------------------------------------------------------------
+
+    @_storage
+    def add_op(
+        self,
+        record_id: str,
+        make: Callable[[int, int, str | None], Operation],
+        *,
+        grid_code: str | None = None,
+    ) -> Operation:
+        """Write one edit: ``make(seq, base_version, last_hlc)`` builds it in the transaction.
+
+        The record row, the outbox entry, the next sequence number and the clock commit together.
+        """
+        with self.tx() as conn:
+            seq = self._meta(conn, "next_seq", 1)
+            op = make(seq, self._version(conn, record_id), self._meta(conn, "hlc", None))
+            conn.execute(
+                "INSERT OR IGNORE INTO records (id, type, grid_code) VALUES (?, ?, ?)",
+                [op.record_id, op.record_type, grid_code],
+            )
+            if grid_code is not None:
+                conn.execute(
+                    "UPDATE records SET grid_code = ? WHERE id = ? AND snapshot IS NULL",
+                    [grid_code, op.record_id],
+                )
+            conn.execute(
+                "INSERT INTO outbox (seq, record_id, op) VALUES (?, ?, ?)",
+                [op.seq, op.record_id, json.dumps(op.to_dict(), ensure_ascii=False)],
+            )
+            self.put(conn, "next_seq", seq + 1)
+            self.put(conn, "hlc", op.hlc)
+        return op
+
+    @staticmethod
+    def _meta(conn: sqlite3.Connection, key: str, default: Any) -> Any:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection, record_id: str) -> int:
+        row = conn.execute("SELECT version FROM records WHERE id = ?", [record_id]).fetchone()
+        return row[0] if row else 0
+
+    @_storage
+    def base_version(self, record_id: str) -> int:
+        """The version of the record's last pulled snapshot (0 if never pulled)."""
+        return self._version(self.db.conn, record_id)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _ops(self, record_ids: Iterable[str] | None) -> dict[str, list[Operation]]:
+        sql = (
+            "SELECT record_id, op FROM acked {w} UNION ALL "
+            "SELECT record_id, op FROM outbox WHERE state = 'pending' {a}"
+        )
+        params: list[str] = []
+        if record_ids is None:
+            rows = self.db.execute(sql.format(w="", a="")).fetchall()
+        else:
+            params = list(record_ids)
+            marks = ",".join("?" * len(params))
+            rows = self.db.execute(
+                sql.format(w=f"WHERE record_id IN ({marks})", a=f"AND record_id IN ({marks})"),
+                params + params,
+            ).fetchall()
+        found: dict[str, list[Operation]] = {}
+        for record_id, text in rows:
+            found.setdefault(record_id, []).append(_op(text))
+        return found
+
+    @_storage
+    def view(self, record_id: str) -> dict[str, Any] | None:
+        """The record as the worker sees it, or None if unknown (or only a rejected create)."""
+        row = self.db.execute("SELECT snapshot FROM records WHERE id = ?", [record_id]).fetchone()
+        ops = self._ops([record_id]).get(record_id, [])
+        if row is None and not ops:
+            return None
+        snap = json.loads(row[0]) if row and row[0] else None
+        return overlay(snap, ops)
+
+    @_storage
+    def views(
+        self, record_type: str | None = None, grid_code: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every record (optionally of one type and grid) as the worker sees it."""
+        where, params = [], []
+        if record_type:
+            where.append("type = ?")
+            params.append(record_type)
+        if grid_code:
+            where.append("grid_code = ?")
+            params.append(grid_code)
+        sql = "SELECT id, snapshot FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(sql + " ORDER BY rowid", params).fetchall()
+        ops = self._ops(None)
+        result = []
+        for record_id, snap in rows:
+            view = overlay(json.loads(snap) if snap else None, ops.get(record_id, []))
+            if view is not None and (not grid_code or view.get("grid_code") == grid_code):
+                result.append(view)
+        return result
+
+    @_storage
+    def pending(self, limit: int | None = None) -> list[Operation]:
+        """Operations still to push, in sequence order."""
+        sql = "SELECT op FROM outbox WHERE state = 'pending' ORDER BY seq"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_op(r[0]) for r in self.db.execute(sql).fetchall()]
+
+    @_storage
+    def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:
+        assert table in ("records", "outbox", "acked")
+        sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"
+        return self.db.execute(sql, list(params)).fetchone()[0]
+
+    @_storage
+    def rejected(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT op, reason, message FROM outbox WHERE state = 'rejected' ORDER BY seq"
+        ).fetchall()
+        return [{"op": json.loads(o), "reason": r, "message": m} for o, r, m in rows]
+
+    @_storage
+    def checksum(self) -> tuple[int, int]:
+        """Count and version sum of every pulled record (tombstones included)."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM records WHERE snapshot IS NOT NULL"
+        ).fetchone()
+        return row[0], row[1]
+
+    # --- applying sync results ---------------------------------------------------------------
+
+    @staticmethod
+    def ack(conn: sqlite3.Connection, op: Operation, version: int | None) -> None:
+        """Move ``op`` from the outbox to ``acked`` (or drop it if a pull already covers it)."""
+        conn.execute("DELETE FROM outbox WHERE seq = ?", [op.seq])
+        row = conn.execute(
+            "SELECT version FROM records WHERE id = ? AND snapshot IS NOT NULL", [op.record_id]
+        ).fetchone()
+        if version is not None and row is not None and row[0] >= version:
+            return
+        conn.execute(
+            "INSERT OR REPLACE INTO acked (seq, record_id, op, version) VALUES (?, ?, ?, ?)",
+            [op.seq, op.record_id, json.dumps(op.to_dict(), ensure_ascii=False), version],
+        )
+
+    @staticmethod
+    def reject(conn: sqlite3.Connection, op: Operation, reason: str, message: str | None) -> None:
+        conn.execute(
+            "UPDATE outbox SET state = 'rejected', reason = ?, message = ? WHERE seq = ?",
+            [reason, message, op.seq],
+        )
+
+    @staticmethod
+    def replace_op(conn: sqlite3.Connection, op: Operation) -> None:
+        """Rewrite a pending operation under the same key (a re-stamped clock)."""
+        conn.execute(
+            "UPDATE outbox SET op = ? WHERE seq = ? AND state = 'pending'",
+            [json.dumps(op.to_dict(), ensure_ascii=False), op.seq],
+        )
+
+    @staticmethod
+    def save_snapshot(conn: sqlite3.Connection, snap: Mapping[str, Any], generation: int) -> None:
+        """Store a pulled snapshot; forget acked operations it already contains."""
+        version = snap["version"]
+        conn.execute(
+            """INSERT INTO records (id, type, grid_code, snapshot, version, deleted, seen)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET type = excluded.type,
+                 grid_code = excluded.grid_code, snapshot = excluded.snapshot,
+                 version = excluded.version, deleted = excluded.deleted, seen = excluded.seen""",
+            [
+                snap["id"],
+                snap["type"],
+                snap.get("grid_code"),
+                json.dumps(snap, ensure_ascii=False),
+                version,
+                int(bool(snap["deleted"])),
+                generation,
+            ],
+        )
+        conn.execute(
+            "DELETE FROM acked WHERE record_id = ? AND version IS NOT NULL AND version <= ?",
+            [snap["id"], version],
+        )
+
+    @staticmethod
+    def remove(conn: sqlite3.Connection, record_id: str) -> None:
+        """Drop a record that left the scope (its pending edits stay in the outbox)."""
+        conn.execute("DELETE FROM records WHERE id = ?", [record_id])
+        conn.execute("DELETE FROM acked WHERE record_id = ?", [record_id])
+
+    @staticmethod
+    def purge_outside(conn: sqlite3.Connection, prefixes: Iterable[str]) -> int:
+        """Drop pulled records whose grid code is outside ``prefixes``; return how many."""
+        keep = list(prefixes)
+        rows = conn.execute("SELECT id, grid_code FROM records WHERE snapshot IS NOT NULL")
+        gone = [rid for rid, grid in rows if not any((grid or "").startswith(p) for p in keep)]
+        for rid in gone:
+            Store.remove(conn, rid)
+        return len(gone)
+
+    @staticmethod
+    def purge_unseen(conn: sqlite3.Connection, generation: int) -> int:
+        """After a full re-pull: drop pulled records the server no longer sent."""
+        rows = conn.execute(
+            "SELECT id FROM records WHERE snapshot IS NOT NULL AND seen < ?", [generation]
+        ).fetchall()
+        for (rid,) in rows:
+            Store.remove(conn, rid)
+        return len(rows)
+
+    @staticmethod
+    def clear_acked(conn: sqlite3.Connection, up_to_seq: int) -> None:
+        conn.execute("DELETE FROM acked WHERE seq <= ?", [up_to_seq])
+
+    @_storage
+    def max_acked(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM acked").fetchone()[0]
+
+    @_storage
+    def integrity(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]

@@ -1,0 +1,259 @@
+"""The sync pass: handshake → push → pull → verify, one orchestrator that reads top to bottom.
+
+Each phase is a method. Every network answer is applied in one local transaction (a push batch's
+results; a pull page's removals, snapshots and cursor), so an interrupted pass resumes where it
+stopped: unacknowledged operations stay in the outbox (their keys make a resend harmless) and the
+cursor is saved per page. One pass at a time per database, across processes (an OS file lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sync import (
+    HLC,
+    TRANSIENT_REASONS,
+    HandshakeRequest,
+    HandshakeResponse,
+    HybridClock,
+    Operation,
+    Outcome,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    SyncError,
+)
+from sync.wire import SUPPORTED_PROTOCOLS
+
+from .api import Api
+from .errors import ProtocolError, SyncInProgress
+from .store import Store
+
+__all__ = ["Progress", "SyncPass", "SyncReport"]
+
+Progress = Callable[[str, int, int | None], None]
+PAGE_SIZE = 1000
+_API = "/api/v1/sync"
+_SMALL_SKEW_MS = 2000  # below this, network delay dominates: do not correct the clock
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one sync pass did."""
+
+    pushed: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    pulled: int = 0
+    removed: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    duration: float = 0.0
+    restamped: int = 0
+    resynced: bool = False
+    checksum_ok: bool | None = None
+
+
+@contextmanager
+def sync_lock(db_path: str) -> Iterator[None]:
+    """Hold the database's sync lock (a lock file next to it) or raise SyncInProgress."""
+    handle = os.open(f"{db_path}.sync-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SyncInProgress("another sync of this device is running") from None
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock; so does the death of the process
+
+
+def _wall(hlc: str) -> int:
+    try:
+        return HLC.parse(hlc).wall
+    except SyncError:
+        return 0
+
+
+def _decoded(decode: Callable[[Any], Any], answer: Any, what: str) -> Any:
+    try:
+        return decode(answer)
+    except SyncError as exc:
+        raise ProtocolError(f"malformed {what}: {exc.message}", **exc.context) from None
+
+
+class SyncPass:
+    """One pass for one device. ``now_ms`` is the device's physical clock (uncorrected)."""
+
+    def __init__(
+        self,
+        api: Api,
+        store: Store,
+        *,
+        device_id: str,
+        now_ms: Callable[[], int],
+        progress: Progress | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.api, self.store, self.device_id = api, store, device_id
+        self.now_ms = now_ms
+        self.progress = progress or (lambda phase, done, total: None)
+        self.page_size = page_size
+        self.report = SyncReport()
+
+    def run(self) -> SyncReport:
+        started = time.perf_counter()
+        before = (self.api.counters.requests, self.api.counters.bytes_sent,
+                  self.api.counters.bytes_received)
+        with sync_lock(self.store.path):
+            hello = self.handshake()
+            self.push(hello.max_batch)
+            checksum = self.pull(hello.max_page, generation=self.store.get("generation", 0))
+            self.verify(checksum, hello.max_page)
+        c = self.api.counters
+        self.report.requests = c.requests - before[0]
+        self.report.bytes_sent = c.bytes_sent - before[1]
+        self.report.bytes_received = c.bytes_received - before[2]
+        self.report.duration = time.perf_counter() - started
+        self.progress("done", 1, 1)
+        return self.report
+
+    # --- phases ------------------------------------------------------------------------------
+
+    def handshake(self) -> HandshakeResponse:
+        """Agree on the protocol; correct the device clock if the server says it is off."""
+        self.progress("handshake", 0, 1)
+        request = HandshakeRequest(self.device_id, self.now_ms(), app="linli-client-sdk")
+        answer = self.api.call(f"{_API}/handshake", request.to_dict())
+        hello = _decoded(HandshakeResponse.from_dict, answer, "handshake answer")
+        if hello.protocol_version not in SUPPORTED_PROTOCOLS:
+            raise ProtocolError(f"the server chose protocol {hello.protocol_version}",
+                                code="protocol_unsupported")
+        offset = hello.server_time_ms - self.now_ms()
+        offset = 0 if abs(offset) < _SMALL_SKEW_MS else offset
+        self.store.set(clock_offset_ms=offset)
+        limit = hello.server_time_ms + hello.max_clock_drift_ms
+        last = self.store.get("hlc")
+        if hello.clock_skew_ms > hello.max_clock_drift_ms or (last and _wall(last) > limit):
+            # Only ops stamped beyond the limit: the server refused those without a receipt,
+            # so a new stamp under the same key is safe (an op it applied must stay identical).
+            self.restamp([op for op in self.store.pending() if _wall(op.hlc) > limit],
+                         reset=last is not None and _wall(last) > limit)
+        self.progress("handshake", 1, 1)
+        return hello
+
+    def push(self, max_batch: int) -> None:
+        """Send the outbox in batches; apply each batch's results in one transaction."""
+        total = self.store.count("outbox", "state = 'pending'")
+        done, restamp_rounds = 0, 0
+        self.progress("push", 0, total)
+        while batch := self.store.pending(limit=max(1, min(max_batch, 500))):
+            answer = self.api.call(f"{_API}/push", PushRequest(self.device_id, batch).to_dict())
+            results = _decoded(PushResponse.from_dict, answer, "push answer").results
+            if len(results) != len(batch):
+                raise ProtocolError(f"{len(batch)} operations pushed, {len(results)} answered")
+            again = self._apply_results(batch, results)
+            done += len(batch) - len(again)
+            self.progress("push", done, total)
+            if again:
+                restamp_rounds += 1
+                if restamp_rounds > 2:  # the clock is still refused: keep them for next time
+                    break
+                self.restamp(again)
+
+    def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:
+        """Pull pages until ``has_more`` is false; return the last page's checksum."""
+        cursor = self.store.get("cursor", 0) if cursor is None else cursor
+        acked_mark = self.store.max_acked()
+        pulled = 0
+        self.progress("pull", 0, None)
+        while True:
+            request = PullRequest(cursor, min(self.page_size, max_page),
+                                  self.store.get("scope", {}).get("token"))
+            answer = self.api.call(f"{_API}/pull", request.to_dict())
+            page = _decoded(PullResponse.from_dict, answer, "pull answer")
+            with self.store.tx() as conn:
+                if page.reset:
+                    self.report.removed += Store.purge_outside(conn, page.scope.prefixes)
+                for removal in page.removals:
+                    Store.remove(conn, removal.record_id)
+                for snap in page.changes:
+                    Store.save_snapshot(conn, snap, generation)
+                Store.put(conn, "cursor", page.cursor)
+                Store.put(conn, "scope", page.scope.to_dict())
+                if not page.has_more:
+                    Store.clear_acked(conn, acked_mark)
+            self.report.removed += len(page.removals)
+            pulled += len(page.changes)
+            self.report.pulled += len(page.changes)
+            self.progress("pull", pulled, None if page.has_more else pulled)
+            cursor = page.cursor
+            if not page.has_more:
+                return page.checksum
+
+    def verify(self, checksum: Any, max_page: int) -> None:
+        """Compare the server's checksum with ours; once per pass, re-pull the scope if off."""
+        if checksum is None:
+            return
+        self.progress("verify", 0, 1)
+        if self.store.checksum() != (checksum.count, checksum.version_sum):
+            generation = self.store.get("generation", 0) + 1
+            self.store.set(generation=generation)
+            self.report.resynced = True
+            self.pull(max_page, generation=generation, cursor=0)
+            with self.store.tx() as conn:
+                self.report.removed += Store.purge_unseen(conn, generation)
+        self.report.checksum_ok = self.store.checksum() == (checksum.count, checksum.version_sum)
+        self.progress("verify", 1, 1)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _apply_results(self, batch: list[Operation], results: list[Any]) -> list[Operation]:
+        """Apply one batch's results in one transaction; return the ops to re-stamp and resend."""
+        again: list[Operation] = []
+        r = self.report
+        with self.store.tx() as conn:
+            for op, result in zip(batch, results, strict=True):
+                if result.key is not None and result.key != op.key:
+                    raise ProtocolError(f"result for {result.key} where {op.key} was expected")
+                status = result.status
+                if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:
+                    status = Outcome.REJECTED
+                if status is Outcome.REJECTED and result.reason in TRANSIENT_REASONS:
+                    again.append(op)
+                    continue
+                r.pushed += 1
+                if status is Outcome.REJECTED:
+                    r.rejected += 1
+                    Store.reject(conn, op, result.reason or "rejected", result.message)
+                    continue
+                r.applied += status is Outcome.APPLIED
+                r.duplicates += status is Outcome.DUPLICATE
+                r.conflicts += status is Outcome.CONFLICT
+                Store.ack(conn, op, result.version)
+        return again
+
+    def restamp(self, ops: list[Operation], *, reset: bool = True) -> None:
+        """Give never-acknowledged ops fresh clock readings (server-corrected), same keys."""
+        offset = self.store.get("clock_offset_ms", 0)
+        clock = HybridClock(self.device_id, now=lambda: self.now_ms() + offset,
+                            max_drift_ms=10**15)
+        with self.store.tx() as conn:
+            count = 0
+            for op in sorted(ops, key=lambda o: o.seq):
+                Store.replace_op(conn, replace(op, hlc=str(clock.now())))
+                count += 1
+            if count or reset:
+                Store.put(conn, "hlc", str(clock.last) if count else None)
+        self.report.restamped += count
+
