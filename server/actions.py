@@ -32,38 +32,50 @@ def load_in_scope(batch: RecordBatch, record_id: str, scope: Scope) -> StoredRec
     return rec
 
 
-def _finish(batch: RecordBatch, user: User, action: str, rec: StoredRecord,
-            payload: dict[str, Any]) -> StoredRecord:
+def _finish(
+    batch: RecordBatch, user: User, action: str, rec: StoredRecord, payload: dict[str, Any]
+) -> StoredRecord:
     batch.write()
     audit.record(user.username, action, f"record:{rec.id}", payload)
     db.session.commit()
     return rec
 
 
-def review(user: User, scope: Scope, record_id: str, decision: str,
-           comment: str | None) -> StoredRecord:
+def review(
+    user: User, scope: Scope, record_id: str, decision: str, comment: str | None
+) -> StoredRecord:
     """Approve a record, or return it to the worker with a comment."""
     if user.role not in REVIEWER_ROLES:
         raise Forbidden("Only community heads and admins review records.", code="forbidden")
     if decision not in DECISIONS:
-        raise ValidationFailed("decision must be approved or returned",
-                               details={"decision": ["must be approved or returned"]})
+        raise ValidationFailed(
+            "decision must be approved or returned",
+            details={"decision": ["must be approved or returned"]},
+        )
     if decision == "returned" and not (comment or "").strip():
-        raise ValidationFailed("A returned record needs a comment for the worker.",
-                               details={"comment": ["required when returning"]})
+        raise ValidationFailed(
+            "A returned record needs a comment for the worker.",
+            details={"comment": ["required when returning"]},
+        )
     batch = RecordBatch(db.session, user.id)
     rec = load_in_scope(batch, record_id, scope)
     rec.review_status = decision
-    rec.review = {"status": decision, "comment": (comment or "").strip() or None,
-                  "by": user.display_name, "at": batch.now.isoformat(timespec="seconds"),
-                  "version": rec.state.version}
+    rec.review = {
+        "status": decision,
+        "comment": (comment or "").strip() or None,
+        "by": user.display_name,
+        "at": batch.now.isoformat(timespec="seconds"),
+        "version": rec.state.version,
+    }
     batch.touch(rec)
-    return _finish(batch, user, f"review.{decision}", rec, {"comment": comment,
-                                                           "version": rec.state.version})
+    return _finish(
+        batch, user, f"review.{decision}", rec, {"comment": comment, "version": rec.state.version}
+    )
 
 
-def resolve(user: User, scope: Scope, record_id: str, field: str, value: Any,
-            reason: str) -> StoredRecord:
+def resolve(
+    user: User, scope: Scope, record_id: str, field: str, value: Any, reason: str
+) -> StoredRecord:
     """Settle a conflict on ``field`` with ``value`` (one of the competing values or new)."""
     if not (reason or "").strip():
         raise ValidationFailed("A resolution needs a reason.", details={"reason": ["required"]})
@@ -74,16 +86,19 @@ def resolve(user: User, scope: Scope, record_id: str, field: str, value: Any,
     if field == DELETED:
         value = bool(value)
     else:
-        errors = validate_fields(rec.state.record_type, {field: value}, partial=True,
-                                 codes=codebook().sets())
+        errors = validate_fields(
+            rec.state.record_type, {field: value}, partial=True, codes=codebook().sets()
+        )
         if errors:
-            raise ValidationFailed("The chosen value is not valid.", details={
-                k: [v] for k, v in errors.items()})
+            raise ValidationFailed(
+                "The chosen value is not valid.", details={k: [v] for k, v in errors.items()}
+            )
     result = batch.server_write(rec, {field: value}, kind=OpKind.RESOLVE, reason=reason)
     if result.outcome is Outcome.REJECTED:
         raise ValidationFailed(f"The resolution was refused: {result.reason}.")
-    return _finish(batch, user, "conflict.resolve", rec,
-                   {"field": field, "value": value, "reason": reason})
+    return _finish(
+        batch, user, "conflict.resolve", rec, {"field": field, "value": value, "reason": reason}
+    )
 
 
 def move(user: User, scope: Scope, record_id: str, grid_code: str) -> StoredRecord:
@@ -104,16 +119,34 @@ def move(user: User, scope: Scope, record_id: str, grid_code: str) -> StoredReco
     return _finish(batch, user, "record.move", rec, {"from": old, "to": grid_code})
 
 
-def advance_case(user: User, scope: Scope, record_id: str, action: str,
-                 params: dict[str, Any], opinion: str | None = None) -> StoredRecord:
+def advance_case(
+    user: User,
+    scope: Scope,
+    record_id: str,
+    action: str,
+    params: dict[str, Any],
+    opinion: str | None = None,
+) -> StoredRecord:
     """A dispute workflow action by a person (console or API); illegal moves are refused."""
     batch = RecordBatch(db.session, user.id)
     rec = load_in_scope(batch, record_id, scope)
     if rec.state.record_type != "dispute":
         raise ValidationFailed("Only dispute cases have a workflow.")
-    decision = transition(batch, rec, action, params, role=user.role, actor=user.display_name,
-                          book=codebook(), today=batch.now.date(), opinion=opinion)
+    decision = transition(
+        batch,
+        rec,
+        action,
+        params,
+        role=user.role,
+        actor=user.display_name,
+        book=codebook(),
+        today=batch.now.date(),
+        opinion=opinion,
+    )
     if isinstance(decision, Refused):
-        raise ValidationFailed(decision.message, code=f"workflow.{decision.reason_code}",
-                               details={"action": [decision.message]})
+        raise ValidationFailed(
+            decision.message,
+            code=f"workflow.{decision.reason_code}",
+            details={"action": [decision.message]},
+        )
     return _finish(batch, user, f"case.{action}", rec, {"params": params, "opinion": opinion})

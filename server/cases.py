@@ -69,15 +69,26 @@ def transition(
 ) -> Allowed | Refused:
     """A person's workflow action from the console: decide, then append the step and write."""
     full = {**params, **({"opinion": opinion} if opinion else {})}
-    decision = decide(case_state(rec.state.values(), book), action, role, full,
-                      today=today, rules=book.rules)
+    decision = decide(
+        case_state(rec.state.values(), book), action, role, full, today=today, rules=book.rules
+    )
     if isinstance(decision, Refused):
         return decision
-    item = step_item({"id": str(uuid.uuid4())}, decision, actor=actor,
-                     at=batch.now.isoformat(timespec="seconds"))
-    op = Operation(device_id="server", seq=batch._next_server_seq(), kind=OpKind.APPEND,
-                   record_type="dispute", record_id=rec.id, base_version=rec.state.version,
-                   hlc=_hlc(), author=str(batch.user_id or ""), collection="steps", item=item)
+    item = step_item(
+        {"id": str(uuid.uuid4())}, decision, actor=actor, at=batch.now.isoformat(timespec="seconds")
+    )
+    op = Operation(
+        device_id="server",
+        seq=batch._next_server_seq(),
+        kind=OpKind.APPEND,
+        record_type="dispute",
+        record_id=rec.id,
+        base_version=rec.state.version,
+        hlc=_hlc(),
+        author=str(batch.user_id or ""),
+        collection="steps",
+        item=item,
+    )
     result = merge(rec.state, op)
     batch.apply(rec, op, result)
     batch.receipt(op, result)

@@ -50,16 +50,24 @@ class CodeBook:
 
 
 def _from_database() -> dict[str, list[dict[str, Any]]]:
-    latest = (select(CodeEntry.table_name, func.max(CodeEntry.version).label("v"))
-              .group_by(CodeEntry.table_name).subquery())
+    latest = (
+        select(CodeEntry.table_name, func.max(CodeEntry.version).label("v"))
+        .group_by(CodeEntry.table_name)
+        .subquery()
+    )
     rows = db.session.execute(
-        select(CodeEntry).join(latest, (CodeEntry.table_name == latest.c.table_name)
-                               & (CodeEntry.version == latest.c.v)).order_by(CodeEntry.id)
+        select(CodeEntry)
+        .join(
+            latest,
+            (CodeEntry.table_name == latest.c.table_name) & (CodeEntry.version == latest.c.v),
+        )
+        .order_by(CodeEntry.id)
     ).scalars()
     tables: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         tables.setdefault(row.table_name, []).append(
-            {**(row.data or {}), "code": row.code, "label": row.label, "parent": row.parent_code})
+            {**(row.data or {}), "code": row.code, "label": row.label, "parent": row.parent_code}
+        )
     return tables
 
 

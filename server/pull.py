@@ -34,15 +34,17 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
     """One page of changes as UTF-8 JSON (a PullResponse)."""
     _begin_snapshot()
     session = db.session
-    top = session.execute(
-        select(SyncCounter.value).where(SyncCounter.name == "change")).scalar() or 0
+    top = (
+        session.execute(select(SyncCounter.value).where(SyncCounter.name == "change")).scalar() or 0
+    )
     reset = request.scope_token is not None and request.scope_token != scope.token
     cursor = 0 if reset else min(request.cursor, top)
     in_scope = scope.filter(Record.grid_code)
     rows = session.execute(
         select(Record.seq, Record.snapshot)
         .where(Record.seq > cursor, Record.seq <= top, in_scope)
-        .order_by(Record.seq).limit(request.limit + 1)
+        .order_by(Record.seq)
+        .limit(request.limit + 1)
     ).all()
     has_more = len(rows) > request.limit
     rows = rows[: request.limit]
@@ -52,8 +54,7 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
         moved = session.execute(
             select(Removal.record_id, Record.grid_code)
             .join(Record, Record.id == Removal.record_id)
-            .where(Removal.seq > cursor, Removal.seq <= new_cursor,
-                   scope.filter(Removal.grid_code))
+            .where(Removal.seq > cursor, Removal.seq <= new_cursor, scope.filter(Removal.grid_code))
         ).all()
         seen = set()
         for record_id, now_in in moved:
@@ -63,15 +64,25 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
     checksum = None
     if not has_more:
         count, total = session.execute(
-            select(func.count(Record.id), func.coalesce(func.sum(Record.version), 0))
-            .where(in_scope)).one()
+            select(func.count(Record.id), func.coalesce(func.sum(Record.version), 0)).where(
+                in_scope
+            )
+        ).one()
         checksum = {"count": int(count), "version_sum": int(total)}
     session.commit()
     if not has_more:
         _mark_synced(device.id)
-    head = json.dumps({"removals": removals, "cursor": new_cursor, "has_more": has_more,
-                       "reset": reset, "scope": scope.as_dict(), "checksum": checksum},
-                      separators=(",", ":"))
+    head = json.dumps(
+        {
+            "removals": removals,
+            "cursor": new_cursor,
+            "has_more": has_more,
+            "reset": reset,
+            "scope": scope.as_dict(),
+            "checksum": checksum,
+        },
+        separators=(",", ":"),
+    )
     body = '{"changes":[' + ",".join(r.snapshot for r in rows) + "]," + head[1:]
     return body.encode()
 
@@ -80,7 +91,8 @@ def _mark_synced(device_id: str) -> None:
     """Record when the device was last fully caught up (written at most once a minute)."""
     device = db.session.get(Device, device_id)
     now = utcnow()
-    if device is not None and (device.last_sync_at is None
-                               or (now - device.last_sync_at).total_seconds() > 60):
+    if device is not None and (
+        device.last_sync_at is None or (now - device.last_sync_at).total_seconds() > 60
+    ):
         device.last_sync_at = now
         db.session.commit()

@@ -57,21 +57,29 @@ def _receipts(device_id: str, seqs: list[int]) -> dict[int, Receipt]:
     found: dict[int, Receipt] = {}
     for start in range(0, len(seqs), 500):
         rows = db.session.execute(
-            select(SyncOp).where(SyncOp.device_id == device_id,
-                                 SyncOp.seq.in_(seqs[start : start + 500]))
+            select(SyncOp).where(
+                SyncOp.device_id == device_id, SyncOp.seq.in_(seqs[start : start + 500])
+            )
         ).scalars()
         for r in rows:
-            found[r.seq] = Receipt(f"{r.device_id}:{r.seq}", r.digest, Outcome(r.outcome),
-                                   r.record_id, r.version, r.reason,
-                                   tuple(r.conflicts.split(",")) if r.conflicts else ())
+            found[r.seq] = Receipt(
+                f"{r.device_id}:{r.seq}",
+                r.digest,
+                Outcome(r.outcome),
+                r.record_id,
+                r.version,
+                r.reason,
+                tuple(r.conflicts.split(",")) if r.conflicts else (),
+            )
     return found
 
 
 def _grids(codes: set[str]) -> set[str]:
     if not codes:
         return set()
-    rows = db.session.execute(select(AdminUnit.code).where(AdminUnit.code.in_(codes),
-                                                           AdminUnit.level == "grid"))
+    rows = db.session.execute(
+        select(AdminUnit.code).where(AdminUnit.code.in_(codes), AdminUnit.level == "grid")
+    )
     return {r.code for r in rows}
 
 
@@ -88,14 +96,24 @@ class _Pusher:
         ops = [o for o in request.operations if isinstance(o, Operation)]
         self.prior = _receipts(self.device.id, sorted({o.seq for o in ops}))
         self.batch.load(o.record_id for o in ops)
-        self.valid_grids = _grids({o.fields.get("grid_code") for o in ops
-                                   if o.kind is OpKind.CREATE
-                                   and isinstance(o.fields.get("grid_code"), str)})
+        self.valid_grids = _grids(
+            {
+                o.fields.get("grid_code")
+                for o in ops
+                if o.kind is OpKind.CREATE and isinstance(o.fields.get("grid_code"), str)
+            }
+        )
         results = []
         for item in request.operations:
             if isinstance(item, MalformedOperation):
-                results.append(OpResult(item.key, Outcome.REJECTED, reason=item.error.code,
-                                        message=item.error.message))
+                results.append(
+                    OpResult(
+                        item.key,
+                        Outcome.REJECTED,
+                        reason=item.error.code,
+                        message=item.error.message,
+                    )
+                )
             else:
                 results.append(self.one(replace(item, author=str(self.user.id))))
         self.batch.write()
@@ -111,8 +129,9 @@ class _Pusher:
             self.check(op, rec)
             result = self.merge(op, rec)
         except _Refusal as refusal:
-            result = MergeResult(Outcome.REJECTED, None, rec.state.version if rec else None,
-                                 refusal.reason)
+            result = MergeResult(
+                Outcome.REJECTED, None, rec.state.version if rec else None, refusal.reason
+            )
             if refusal.reason not in TRANSIENT_REASONS:
                 self.keep(op, result)
             return _result(op, result, refusal.message)
@@ -125,8 +144,11 @@ class _Pusher:
 
     def check(self, op: Operation, rec: StoredRecord | None) -> None:
         if HLC.parse(op.hlc).wall > self.now_ms + self.max_ahead_ms:
-            raise _Refusal(Reason.CLOCK_AHEAD, "the device clock is ahead of the server's; "
-                           "correct it and send the operation again")
+            raise _Refusal(
+                Reason.CLOCK_AHEAD,
+                "the device clock is ahead of the server's; "
+                "correct it and send the operation again",
+            )
         if rec is not None and not self.scope.contains(rec.grid_code):
             raise _Refusal(Reason.NOT_FOUND, "no such record in your jurisdiction")
         if rec is None and op.kind is OpKind.CREATE:
@@ -136,24 +158,37 @@ class _Pusher:
             if not self.scope.contains(grid):
                 raise _Refusal(Reason.FORBIDDEN, f"grid {grid} is outside your jurisdiction")
         if op.kind in (OpKind.UPDATE, OpKind.RESOLVE) and "grid_code" in op.fields:
-            raise _Refusal(Reason.FORBIDDEN, "grid_code: moving a record to another grid is "
-                           "done by a community head, not by an edit")
+            raise _Refusal(
+                Reason.FORBIDDEN,
+                "grid_code: moving a record to another grid is "
+                "done by a community head, not by an edit",
+            )
         if op.kind in (OpKind.CREATE, OpKind.UPDATE, OpKind.RESOLVE):
-            fields = {k: v for k, v in op.fields.items()
-                      if not (op.kind is OpKind.RESOLVE and k == DELETED)}
-            if op.kind is OpKind.RESOLVE and DELETED in op.fields and not isinstance(
-                    op.fields[DELETED], bool):
+            fields = {
+                k: v
+                for k, v in op.fields.items()
+                if not (op.kind is OpKind.RESOLVE and k == DELETED)
+            }
+            if (
+                op.kind is OpKind.RESOLVE
+                and DELETED in op.fields
+                and not isinstance(op.fields[DELETED], bool)
+            ):
                 raise _Refusal(Reason.INVALID_FIELDS, "_deleted: must be true or false")
-            errors = validate_fields(op.record_type, fields, partial=op.kind is not OpKind.CREATE,
-                                     codes=self.codes)
+            errors = validate_fields(
+                op.record_type, fields, partial=op.kind is not OpKind.CREATE, codes=self.codes
+            )
             if errors:
-                raise _Refusal(Reason.INVALID_FIELDS,
-                               "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+                raise _Refusal(
+                    Reason.INVALID_FIELDS, "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+                )
         if op.kind is OpKind.APPEND and op.collection == "notes":
             text = op.item.get("text") if op.item else None
             if not isinstance(text, str) or not text.strip() or len(text) > _NOTE_MAX:
-                raise _Refusal(Reason.INVALID_FIELDS,
-                               f"item.text: a note needs text of 1-{_NOTE_MAX} characters")
+                raise _Refusal(
+                    Reason.INVALID_FIELDS,
+                    f"item.text: a note needs text of 1-{_NOTE_MAX} characters",
+                )
 
     def merge(self, op: Operation, rec: StoredRecord | None) -> MergeResult:
         if op.kind is OpKind.APPEND and op.collection == "steps":
@@ -177,12 +212,25 @@ class _Pusher:
         params = item.get("params") if isinstance(item.get("params"), dict) else {}
         if item.get("opinion"):
             params = {**params, "opinion": item["opinion"]}
-        decision = decide(case_state(rec.state.values(), self.book), str(item.get("action")),
-                          self.user.role, params, today=self.today, rules=self.book.rules)
+        decision = decide(
+            case_state(rec.state.values(), self.book),
+            str(item.get("action")),
+            self.user.role,
+            params,
+            today=self.today,
+            rules=self.book.rules,
+        )
         if isinstance(decision, Refused):
             raise _Refusal(Reason.ILLEGAL_TRANSITION, f"{decision.reason_code}: {decision.message}")
-        stored = replace(op, item=step_item(item, decision, actor=self.user.display_name,
-                                            at=self.batch.now.isoformat(timespec="seconds")))
+        stored = replace(
+            op,
+            item=step_item(
+                item,
+                decision,
+                actor=self.user.display_name,
+                at=self.batch.now.isoformat(timespec="seconds"),
+            ),
+        )
         result = merge(rec.state, stored)
         if result.outcome is Outcome.REJECTED:
             return result
@@ -196,13 +244,24 @@ class _Pusher:
         """A device changed the record: it needs a (new) review."""
         if rec.review_status != "pending":
             rec.review_status = "pending"
-            rec.review = {**(rec.review or {}), "status": "pending",
-                          "resubmitted_at": self.batch.now.isoformat(timespec="seconds")}
+            rec.review = {
+                **(rec.review or {}),
+                "status": "pending",
+                "resubmitted_at": self.batch.now.isoformat(timespec="seconds"),
+            }
 
 
 def _result(op: Operation, result: MergeResult, message: str | None = None) -> OpResult:
-    return OpResult(op.key, result.outcome, op.record_id, result.version, result.reason,
-                    message, result.conflicts, result.original)
+    return OpResult(
+        op.key,
+        result.outcome,
+        op.record_id,
+        result.version,
+        result.reason,
+        message,
+        result.conflicts,
+        result.original,
+    )
 
 
 def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> PushResponse:
@@ -212,8 +271,12 @@ def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> P
     counts: dict[str, Any] = {}
     for r in results:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
-    audit.record(user.username, "sync.push", f"device:{device.id}",
-                 {"batch": pusher.batch.batch_id, "operations": len(results), **counts})
+    audit.record(
+        user.username,
+        "sync.push",
+        f"device:{device.id}",
+        {"batch": pusher.batch.batch_id, "operations": len(results), **counts},
+    )
     device.last_sync_at = utcnow()
     db.session.commit()
     return PushResponse(results, int(utcnow().timestamp() * 1000))

@@ -138,7 +138,7 @@ class HandshakeResultSchema(ma.Schema):
 
 class PushSchema(RequestSchema):
     device_id = fields.String(required=True, validate=validate.Length(1, 64))
-    operations = fields.List(fields.Dict(), required=True,
+    operations = fields.List(fields.Raw(), required=True,
                              metadata={"description": "Operations (see docs/protocol.md §4)."})
 
 

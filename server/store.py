@@ -74,14 +74,27 @@ class RecordBatch:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             rows = self.session.execute(
-                select(Record.id, Record.state, Record.grid_code, Record.review_status,
-                       Record.review, Record.author_id, Record.device_id, Record.created_at)
-                .where(Record.id.in_(chunk))
+                select(
+                    Record.id,
+                    Record.state,
+                    Record.grid_code,
+                    Record.review_status,
+                    Record.review,
+                    Record.author_id,
+                    Record.device_id,
+                    Record.created_at,
+                ).where(Record.id.in_(chunk))
             )
             for row in rows:
                 self.records[row.id] = StoredRecord(
-                    RecordState.from_dict(json.loads(row.state)), row.grid_code,
-                    row.review_status, row.review, row.author_id, row.device_id, row.created_at)
+                    RecordState.from_dict(json.loads(row.state)),
+                    row.grid_code,
+                    row.review_status,
+                    row.review,
+                    row.author_id,
+                    row.device_id,
+                    row.created_at,
+                )
         return {i: self.records[i] for i in ids if i in self.records}
 
     def get(self, record_id: str) -> StoredRecord | None:
@@ -89,14 +102,26 @@ class RecordBatch:
 
     # --- changing ------------------------------------------------------------------------
 
-    def apply(self, rec: StoredRecord | None, op: Operation, result: MergeResult,
-              *, grid_code: str | None = None) -> StoredRecord | None:
+    def apply(
+        self,
+        rec: StoredRecord | None,
+        op: Operation,
+        result: MergeResult,
+        *,
+        grid_code: str | None = None,
+    ) -> StoredRecord | None:
         """Keep the outcome of merging ``op``: new state, and a new record if it was created."""
         if not result.changed or result.state is None:
             return rec
         if rec is None:
-            rec = StoredRecord(result.state, grid_code or "", author_id=self.user_id,
-                               device_id=op.device_id, created_at=self.now, exists=False)
+            rec = StoredRecord(
+                result.state,
+                grid_code or "",
+                author_id=self.user_id,
+                device_id=op.device_id,
+                created_at=self.now,
+                exists=False,
+            )
             self.records[rec.id] = rec
         rec.state = result.state
         rec.dirty = True
@@ -104,27 +129,47 @@ class RecordBatch:
 
     def receipt(self, op: Operation, result: MergeResult, *, digest: str | None = None) -> None:
         """Remember the answer for ``op``'s key (and its payload, the record's history)."""
-        self.receipts.append({
-            "device_id": op.device_id, "seq": op.seq, "record_id": op.record_id,
-            "digest": digest or op.digest(), "outcome": str(result.outcome),
-            "version": result.version, "reason": result.reason,
-            "conflicts": ",".join(result.conflicts) or None, "user_id": self.user_id,
-            "batch_id": self.batch_id, "received_at": self.now,
-            "payload": canonical_json(op.to_dict()),
-        })
+        self.receipts.append(
+            {
+                "device_id": op.device_id,
+                "seq": op.seq,
+                "record_id": op.record_id,
+                "digest": digest or op.digest(),
+                "outcome": str(result.outcome),
+                "version": result.version,
+                "reason": result.reason,
+                "conflicts": ",".join(result.conflicts) or None,
+                "user_id": self.user_id,
+                "batch_id": self.batch_id,
+                "received_at": self.now,
+                "payload": canonical_json(op.to_dict()),
+            }
+        )
 
-    def server_write(self, rec: StoredRecord, fields: dict[str, Any], *,
-                     kind: OpKind = OpKind.UPDATE, reason: str | None = None) -> MergeResult:
+    def server_write(
+        self,
+        rec: StoredRecord,
+        fields: dict[str, Any],
+        *,
+        kind: OpKind = OpKind.UPDATE,
+        reason: str | None = None,
+    ) -> MergeResult:
         """A change made by the server on a person's behalf (workflow, resolution, move).
 
         It has seen everything (its base is the current version), so it never conflicts with
         what is stored; it is merged and kept like any device's operation.
         """
         op = Operation(
-            device_id=SERVER_DEVICE, seq=self._next_server_seq(), kind=kind,
-            record_type=rec.state.record_type, record_id=rec.id,
-            base_version=rec.state.version, hlc=str(_SERVER_CLOCK.now()),
-            author=str(self.user_id or ""), fields=fields, reason=reason,
+            device_id=SERVER_DEVICE,
+            seq=self._next_server_seq(),
+            kind=kind,
+            record_type=rec.state.record_type,
+            record_id=rec.id,
+            base_version=rec.state.version,
+            hlc=str(_SERVER_CLOCK.now()),
+            author=str(self.user_id or ""),
+            fields=fields,
+            reason=reason,
         )
         result = merge(rec.state, op)
         self.apply(rec, op, result)
@@ -147,8 +192,10 @@ class RecordBatch:
     def _allocate(self, name: str, count: int) -> int:
         """Reserve ``count`` numbers of counter ``name``; return the last one."""
         value = self.session.execute(
-            update(SyncCounter).where(SyncCounter.name == name)
-            .values(value=SyncCounter.value + count).returning(SyncCounter.value)
+            update(SyncCounter)
+            .where(SyncCounter.name == name)
+            .values(value=SyncCounter.value + count)
+            .returning(SyncCounter.value)
         ).scalar()
         if value is None:
             self.session.execute(insert(SyncCounter).values(name=name, value=count))
@@ -161,8 +208,9 @@ class RecordBatch:
         if self._server_seq is not None:
             current = self.session.get(SyncCounter, "server_op")
             if current is None:
-                self.session.execute(insert(SyncCounter).values(name="server_op",
-                                                                value=self._server_seq))
+                self.session.execute(
+                    insert(SyncCounter).values(name="server_op", value=self._server_seq)
+                )
             else:
                 current.value = self._server_seq
                 self.session.flush()
@@ -174,8 +222,14 @@ class RecordBatch:
                 row = self._row(rec, seq)
                 (old_rows if rec.exists else new_rows).append(row)
                 if rec.old_grid and rec.old_grid != rec.grid_code:
-                    removals.append({"seq": seq, "record_id": rec.id, "grid_code": rec.old_grid,
-                                     "reason": "scope"})
+                    removals.append(
+                        {
+                            "seq": seq,
+                            "record_id": rec.id,
+                            "grid_code": rec.old_grid,
+                            "reason": "scope",
+                        }
+                    )
             if new_rows:
                 self.session.execute(insert(Record), new_rows)
             if old_rows:
@@ -195,16 +249,26 @@ class RecordBatch:
         state = rec.state
         snap = build_snapshot(state, grid_code=rec.grid_code, review=rec.review)
         row = {
-            "id": rec.id, "type": state.record_type, "grid_code": rec.grid_code,
-            "version": state.version, "seq": seq, "deleted": snap["deleted"],
-            "has_conflict": bool(snap["conflicts"]), "review_status": rec.review_status,
-            "review": rec.review, "updated_at": self.now, "data": snap["fields"],
+            "id": rec.id,
+            "type": state.record_type,
+            "grid_code": rec.grid_code,
+            "version": state.version,
+            "seq": seq,
+            "deleted": snap["deleted"],
+            "has_conflict": bool(snap["conflicts"]),
+            "review_status": rec.review_status,
+            "review": rec.review,
+            "updated_at": self.now,
+            "data": snap["fields"],
             "state": json.dumps(state.to_dict(), separators=(",", ":"), ensure_ascii=False),
             "snapshot": json.dumps(snap, separators=(",", ":"), ensure_ascii=False),
         }
         if not rec.exists:
-            row.update(author_id=rec.author_id, device_id=rec.device_id,
-                       created_at=rec.created_at or self.now)
+            row.update(
+                author_id=rec.author_id,
+                device_id=rec.device_id,
+                created_at=rec.created_at or self.now,
+            )
         return row
 
 

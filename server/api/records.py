@@ -18,13 +18,18 @@ from server.models import Record
 from server.privacy import mask_snapshot
 from server.schemas import CaseActionSchema, MoveSchema, RecordSchema, ResolveSchema, ReviewSchema
 
-blp = Blueprint("records", __name__, url_prefix=f"{URL_PREFIX}/records",
-                description="Records: review, conflicts, moves, dispute cases")
+blp = Blueprint(
+    "records",
+    __name__,
+    url_prefix=f"{URL_PREFIX}/records",
+    description="Records: review, conflicts, moves, dispute cases",
+)
 
 
 def _snapshot(record_id: str) -> dict[str, Any]:
-    row = db.session.execute(select(Record.grid_code, Record.snapshot)
-                             .where(Record.id == record_id)).first()
+    row = db.session.execute(
+        select(Record.grid_code, Record.snapshot).where(Record.id == record_id)
+    ).first()
     if row is None or not g.scope.contains(row.grid_code):
         raise NotFound("No such record.", code="not_found")
     return mask_snapshot(json.loads(row.snapshot))
@@ -74,6 +79,7 @@ def move(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
 @require_auth()
 def advance_case(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
     """A dispute workflow action (accept, assign, resolve, close, ...)."""
-    actions.advance_case(g.user, g.scope, str(record_id), args["action"], args["params"],
-                         args["opinion"])
+    actions.advance_case(
+        g.user, g.scope, str(record_id), args["action"], args["params"], args["opinion"]
+    )
     return _snapshot(str(record_id))

@@ -67,8 +67,11 @@ def _inflate_gzip_body() -> None:
 
 
 def _reply(payload: bytes | dict[str, Any]) -> Response:
-    body = payload if isinstance(payload, bytes) else json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = (
+        payload
+        if isinstance(payload, bytes)
+        else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     response = Response(body, mimetype="application/json")
     if "gzip" in request.headers.get("Accept-Encoding", "").lower() and len(body) > 512:
         response.set_data(gzip.compress(body, compresslevel=5))
@@ -84,7 +87,7 @@ def _own_device(device_id: str) -> None:
 
 def _decode(error: SyncError) -> APIError:
     if isinstance(error, OversizeValue):
-        return PayloadTooLarge(error.message, details=error.context)
+        return PayloadTooLarge(error.message, code="batch_too_large", details=error.context)
     return ValidationFailed(error.message, code=error.code, details=error.context)
 
 
@@ -100,19 +103,26 @@ def handshake(args: dict[str, Any]) -> Response:
     except ProtocolVersionError as exc:
         raise UpgradeRequired(exc.message, details=exc.context) from None
     if args["schema_version"] > SCHEMA_VERSION:
-        raise UpgradeRequired("The device's record schema is newer than the server's.",
-                              details={"server": SCHEMA_VERSION})
+        raise UpgradeRequired(
+            "The device's record schema is newer than the server's.",
+            details={"server": SCHEMA_VERSION},
+        )
     now_ms = int(utcnow().timestamp() * 1000)
     g.device.clock_skew_ms = args["device_time_ms"] - now_ms
     db.session.commit()
     config = current_app.config
-    return _reply(HandshakeResponse(
-        protocol_version=version, schema_version=SCHEMA_VERSION, server_time_ms=now_ms,
-        clock_skew_ms=args["device_time_ms"] - now_ms,
-        max_clock_drift_ms=config.get("MAX_CLOCK_DRIFT_MS", DEFAULT_MAX_DRIFT_MS),
-        max_batch=config["SYNC_MAX_BATCH"], max_page=config["SYNC_MAX_PAGE"],
-        scope=ScopeInfo(g.scope.prefixes, g.scope.token),
-    ).to_dict())
+    return _reply(
+        HandshakeResponse(
+            protocol_version=version,
+            schema_version=SCHEMA_VERSION,
+            server_time_ms=now_ms,
+            clock_skew_ms=args["device_time_ms"] - now_ms,
+            max_clock_drift_ms=config.get("MAX_CLOCK_DRIFT_MS", DEFAULT_MAX_DRIFT_MS),
+            max_batch=config["SYNC_MAX_BATCH"],
+            max_page=config["SYNC_MAX_PAGE"],
+            scope=ScopeInfo(g.scope.prefixes, g.scope.token),
+        ).to_dict()
+    )
 
 
 @blp.post("/push")

@@ -31,19 +31,29 @@ class ApiDevice:
     # --- offline edits ---
     def op(self, kind: OpKind, rtype: str, rid: str, **kw: Any) -> Operation:
         snap = self.snapshots.get(rid)
-        op = Operation(device_id=self.device_id, seq=self.next_seq, kind=kind, record_type=rtype,
-                       record_id=rid, base_version=snap["version"] if snap else 0,
-                       hlc=str(self.clock.now()), author="ignored-by-server", **kw)
+        op = Operation(
+            device_id=self.device_id,
+            seq=self.next_seq,
+            kind=kind,
+            record_type=rtype,
+            record_id=rid,
+            base_version=snap["version"] if snap else 0,
+            hlc=str(self.clock.now()),
+            author="ignored-by-server",
+            **kw,
+        )
         self.next_seq += 1
         self.outbox.append(op)
         return op
 
     def create(self, rtype: str = "visit", **fields: Any) -> str:
         rid = str(uuid.uuid4())
-        defaults = {"visit": {"grid_code": GRID_1, "visited_at": "2026-11-27T09:00:00+08:00"},
-                    "household": {"grid_code": GRID_1, "address": "1号楼1单元101"},
-                    "resident": {"grid_code": GRID_1, "name": "测试居民"},
-                    "dispute": {"grid_code": GRID_1, "title": "邻里噪音", "category": "0201"}}
+        defaults = {
+            "visit": {"grid_code": GRID_1, "visited_at": "2026-11-27T09:00:00+08:00"},
+            "household": {"grid_code": GRID_1, "address": "1号楼1单元101"},
+            "resident": {"grid_code": GRID_1, "name": "测试居民"},
+            "dispute": {"grid_code": GRID_1, "title": "邻里噪音", "category": "0201"},
+        }
         self.op(OpKind.CREATE, rtype, rid, fields={**defaults[rtype], **fields})
         return rid
 
@@ -54,12 +64,22 @@ class ApiDevice:
         return self.op(OpKind.DELETE, rtype, rid)
 
     def note(self, rid: str, text: str, rtype: str = "visit") -> Operation:
-        return self.op(OpKind.APPEND, rtype, rid, collection="notes",
-                       item={"id": str(uuid.uuid4()), "text": text})
+        return self.op(
+            OpKind.APPEND,
+            rtype,
+            rid,
+            collection="notes",
+            item={"id": str(uuid.uuid4()), "text": text},
+        )
 
     def step(self, rid: str, action: str, **params: Any) -> Operation:
-        return self.op(OpKind.APPEND, "dispute", rid, collection="steps",
-                       item={"id": str(uuid.uuid4()), "action": action, "params": params})
+        return self.op(
+            OpKind.APPEND,
+            "dispute",
+            rid,
+            collection="steps",
+            item={"id": str(uuid.uuid4()), "action": action, "params": params},
+        )
 
     def resolve(self, rid: str, rtype: str = "visit", **fields: Any) -> Operation:
         return self.op(OpKind.RESOLVE, rtype, rid, fields=fields, reason="checked on site")
@@ -70,26 +90,32 @@ class ApiDevice:
 
     def push(self, ops: list[Operation] | None = None) -> list[dict[str, Any]]:
         batch = list(self.outbox if ops is None else ops)
-        response = self.post("push", {"device_id": self.device_id,
-                                      "operations": [o.to_dict() for o in batch]})
+        response = self.post(
+            "push", {"device_id": self.device_id, "operations": [o.to_dict() for o in batch]}
+        )
         assert response.status_code == 200, response.get_json()
         self.last_results = response.get_json()["results"]
         done = {o.key for o in batch}
-        self.acked += [o for o, r in zip(batch, self.last_results, strict=True)
-                       if r["status"] != "rejected"]
+        self.acked += [
+            o for o, r in zip(batch, self.last_results, strict=True) if r["status"] != "rejected"
+        ]
         self.outbox = [o for o in self.outbox if o.key not in done]
         return self.last_results
 
     def pull(self, limit: int = 1000) -> None:
         while True:
-            response = self.post("pull", {"cursor": self.cursor, "limit": limit,
-                                          "scope_token": self.scope_token})
+            response = self.post(
+                "pull", {"cursor": self.cursor, "limit": limit, "scope_token": self.scope_token}
+            )
             assert response.status_code == 200, response.get_json()
             page = self.last_pull = response.get_json()
             if page["reset"]:
                 prefixes = tuple(page["scope"]["prefixes"])
-                self.snapshots = {k: v for k, v in self.snapshots.items()
-                                  if (v.get("grid_code") or "").startswith(prefixes)}
+                self.snapshots = {
+                    k: v
+                    for k, v in self.snapshots.items()
+                    if (v.get("grid_code") or "").startswith(prefixes)
+                }
             for removal in page["removals"]:
                 self.snapshots.pop(removal["record_id"], None)
             for snap in page["changes"]:
@@ -110,5 +136,7 @@ class ApiDevice:
         return overlay(self.snapshots.get(rid), mine)
 
     def checksum(self) -> dict[str, int]:
-        return {"count": len(self.snapshots),
-                "version_sum": sum(s["version"] for s in self.snapshots.values())}
+        return {
+            "count": len(self.snapshots),
+            "version_sum": sum(s["version"] for s in self.snapshots.values()),
+        }

@@ -1,0 +1,274 @@
+"""The sync API end to end through HTTP, several devices, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tests.conftest import GRID_1, GRID_2
+from tests.server.devices import ApiDevice
+
+
+@pytest.fixture
+def devices(any_app, client, make_user, login):
+    """Two workers in grid 1 (three devices), one in grid 2, and their community head."""
+    w1, w2 = make_user("grid_worker", grids=[GRID_1]), make_user("grid_worker", grids=[GRID_1])
+    w3 = make_user("grid_worker", grids=[GRID_2])
+    head = make_user("community_head")
+    return {
+        "a": ApiDevice(client, login(w1)),
+        "b": ApiDevice(client, login(w2)),
+        "c": ApiDevice(client, login(w3)),
+        "head": ApiDevice(client, login(head)),
+    }
+
+
+def test_creates_merges_conflicts_deletes_notes_and_resolution(devices):
+    a, b, head = devices["a"], devices["b"], devices["head"]
+    rid = a.create("visit", findings="初访", address="1号楼")
+    gone = a.create("visit", findings="重复录入")
+    a.sync()
+    b.sync()
+    assert b.view(rid)["fields"]["findings"] == "初访"
+
+    a.update(rid, findings="独居，需助餐")  # same field, different values: conflict
+    b.update(rid, findings="独居，需上门体检")
+    b.update(rid, address="2号楼")  # different field: merges
+    a.note(rid, "下次带血压计")
+    b.note(rid, "家属电话已核实")
+    b.delete(gone)
+    results = a.push() + b.push()
+    assert [r["status"] for r in results] == [
+        "applied",
+        "applied",
+        "conflict",
+        "applied",
+        "applied",
+        "applied",
+    ]
+    for d in (a, b, head):
+        d.pull()
+    snap = head.view(rid)
+    assert snap["fields"]["address"] == "2号楼"
+    competing = {w["value"] for w in snap["conflicts"]["findings"]}
+    assert competing == {"独居，需助餐", "独居，需上门体检"}
+    assert {n["text"] for n in snap["collections"]["notes"]} == {"下次带血压计", "家属电话已核实"}
+    assert head.view(gone)["deleted"] is True
+    assert a.view(rid) == b.view(rid) == snap
+
+    head.resolve(rid, findings="独居，需助餐和上门体检")
+    assert head.push()[0]["status"] == "applied"
+    for d in (a, b, head):
+        d.pull()
+    assert a.view(rid)["conflicts"] == {}
+    assert a.view(rid)["fields"]["findings"] == "独居，需助餐和上门体检"
+    assert a.checksum() == a.last_pull["checksum"]
+
+
+def test_scope_filters_pull_and_refuses_foreign_pushes(devices):
+    a, c = devices["a"], devices["c"]
+    mine = a.create("visit", findings="grid 1")
+    theirs = c.create("visit", findings="grid 2", grid_code=GRID_2)
+    a.sync()
+    c.sync()
+    assert set(a.snapshots) == {mine} and set(c.snapshots) == {theirs}
+    c.snapshots[mine] = {"version": 1}  # a guessed id: the worker never received it
+    c.update(mine, findings="hijack")
+    result = c.push()[0]
+    assert (result["status"], result["reason"]) == ("rejected", "not_found")
+    intruder = c.create("visit", findings="into grid 1")
+    result = c.push()[0]
+    assert (result["status"], result["reason"]) == ("rejected", "forbidden")
+    a.pull()
+    assert intruder not in a.snapshots and a.snapshots[mine]["fields"]["findings"] == "grid 1"
+
+
+def test_move_removes_from_old_grid_and_delivers_to_new(devices, client):
+    a, c, head = devices["a"], devices["c"], devices["head"]
+    rid = a.create("resident", name="王某某")
+    a.note(rid, "户籍在本网格", rtype="resident")
+    a.sync()
+    c.sync()
+    head.sync()
+    moved = client.post(
+        f"/api/v1/records/{rid}/move", json={"grid_code": GRID_2}, headers=head.login.headers
+    )
+    assert moved.status_code == 200, moved.get_json()
+    a.pull()
+    c.pull()
+    head.pull()
+    assert rid not in a.snapshots
+    assert c.snapshots[rid]["collections"]["notes"][0]["text"] == "户籍在本网格"
+    assert rid in head.snapshots, "still in the head's community: not removed"
+    assert a.checksum() == a.last_pull["checksum"]
+    assert c.checksum() == c.last_pull["checksum"]
+
+
+def test_review_decision_reaches_the_worker(devices, client):
+    a, head = devices["a"], devices["head"]
+    rid = a.create("visit", findings="走访记录")
+    a.sync()
+    response = client.post(
+        f"/api/v1/records/{rid}/review",
+        json={"decision": "returned", "comment": "请补充家庭成员情况"},
+        headers=head.login.headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    a.pull()
+    review = a.view(rid)["review"]
+    assert review["status"] == "returned" and review["comment"] == "请补充家庭成员情况"
+    a.update(rid, findings="走访记录，已补充家庭成员")
+    a.sync()
+    assert a.view(rid)["review"]["status"] == "pending", "an edit resubmits the record"
+
+
+def test_dispute_workflow_from_devices_is_decided_by_the_server(devices, client):
+    a, head = devices["a"], devices["head"]
+    rid = a.create("dispute", title="楼上漏水", category="0201", description="邻里漏水纠纷")
+    a.sync()
+    assert a.view(rid)["fields"]["status"] == "reported"
+    a.step(rid, "accept")  # a grid worker may not accept
+    result = a.push()[0]
+    assert (result["status"], result["reason"]) == ("rejected", "illegal_transition")
+    head.sync()
+    head.step(rid, "accept")
+    head.step(rid, "assign", responsible_unit="社区调委会", responsible_person="调解员甲")
+    assert [r["status"] for r in head.push()] == ["applied", "applied"]
+    a.pull()
+    fields = a.view(rid)["fields"]
+    assert fields["status"] == "assigned" and fields["responsible_person"] == "调解员甲"
+    assert fields["due_date"], "the deadline rule set a due date"
+    steps = a.view(rid)["collections"]["steps"]
+    assert [(s["from"], s["to"]) for s in steps] == [
+        ("reported", "accepted"),
+        ("accepted", "assigned"),
+    ]
+
+
+def test_invalid_fields_are_rejected_per_operation_and_never_block_the_rest(devices):
+    a = devices["a"]
+    ok1 = a.create("resident", name="李某", id_number="990101199001011235")  # bad check digit
+    ok2 = a.create("resident", name="赵某", phone="12345")
+    ok3 = a.create("visit", findings="正常")
+    results = a.push()
+    assert [r["status"] for r in results] == ["rejected", "rejected", "applied"]
+    assert "id_number" in results[0]["message"] and "phone" in results[1]["message"]
+    a.pull()
+    assert set(a.snapshots) == {ok3} and ok1 not in a.snapshots and ok2 not in a.snapshots
+
+
+def test_malformed_operations_are_answered_in_place(devices):
+    a = devices["a"]
+    good = a.create("visit", findings="ok")
+    body = {
+        "device_id": a.device_id,
+        "operations": [
+            {"kind": "create", "record_type": "spaceship"},
+            a.outbox[0].to_dict(),
+            "not an object",
+        ],
+    }
+    response = a.post("push", body)
+    assert response.status_code == 200
+    statuses = [(r["status"], r.get("reason")) for r in response.get_json()["results"]]
+    assert statuses == [
+        ("rejected", "unknown_record_type"),
+        ("applied", None),
+        ("rejected", "wrong_type"),
+    ]
+    a.outbox.clear()
+    a.pull()
+    assert good in a.snapshots
+
+
+def test_gzip_both_ways_and_protocol_negotiation(devices, client):
+    a = devices["a"]
+    a.create("visit", findings="压缩" * 300)
+    body = gzip.compress(
+        json.dumps(
+            {"device_id": a.device_id, "operations": [o.to_dict() for o in a.outbox]}
+        ).encode()
+    )
+    response = client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**a.login.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 200 and response.get_json()["results"][0]["status"] == "applied"
+    response = client.post(
+        "/api/v1/sync/pull",
+        json={"cursor": 0},
+        headers={**a.login.headers, "Accept-Encoding": "gzip"},
+    )
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.data))["changes"][0]["fields"]["findings"]
+    old = client.post(
+        "/api/v1/sync/handshake",
+        json={
+            "device_id": a.device_id,
+            "device_time_ms": 0,
+            "protocol_versions": [0],
+            "schema_version": 1,
+        },
+        headers=a.login.headers,
+    )
+    assert old.status_code == 426 and old.get_json()["code"] == "protocol_unsupported"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "malformed_json"),
+        (json.dumps({"device_id": "x", "operations": "nope"}).encode(), 422, None),
+        (json.dumps({"device_id": "x", "operations": [], "extra": 1}).encode(), 422, None),
+    ],
+)
+def test_bad_push_bodies_get_clear_4xx(devices, client, body, status, code):
+    a = devices["a"]
+    response = client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**a.login.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.get_json()
+    assert set(response.get_json()) == {"code", "message", "details"}
+    if code:
+        assert response.get_json()["code"] == code
+
+
+def test_oversize_batch_and_gzip_bomb_are_413(devices, client, any_app):
+    a = devices["a"]
+    ops = [{"kind": "delete"}] * 501
+    response = a.post("push", {"device_id": a.device_id, "operations": ops})
+    assert response.status_code == 413 and response.get_json()["code"] == "batch_too_large"
+    any_app.config["SYNC_MAX_BODY_BYTES"] = 1000
+    bomb = gzip.compress(b'{"device_id": "' + b" " * 100_000 + b'"}')
+    response = client.post(
+        "/api/v1/sync/push",
+        data=bomb,
+        headers={**a.login.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 413 and response.get_json()["code"] == "payload_too_large"
+
+
+def test_device_clock_far_ahead_is_refused_without_a_receipt(devices):
+    a = devices["a"]
+    rid = a.create("visit", findings="from 2030")
+    op = a.outbox[0]
+    from dataclasses import replace
+
+    a.outbox[0] = replace(op, hlc="1900000000000:00000:dev")
+    result = a.push()[0]
+    assert (result["status"], result["reason"]) == ("rejected", "clock_ahead")
+    a.outbox.append(op)  # re-stamped with a sane clock, same key: accepted
+    assert a.push()[0]["status"] == "applied"
+    a.pull()
+    assert rid in a.snapshots
+
+
+def test_push_into_the_other_devices_body_is_refused(devices):
+    a, b = devices["a"], devices["b"]
+    response = a.post("push", {"device_id": b.device_id, "operations": []})
+    assert response.status_code == 403 and response.get_json()["code"] == "device_mismatch"
