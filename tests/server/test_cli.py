@@ -27,6 +27,10 @@ FOUNDATION_TABLES = {
     "audit_entry",
     "access_log",
     "code_entry",
+    "record",
+    "sync_op",
+    "removal",
+    "sync_counter",
 }
 
 
