@@ -53,7 +53,10 @@ class Transport(Protocol):
 
 
 class HTTPTransport:
-    """HTTP through httpx, with a finite timeout (seconds) for every phase of a request."""
+    """HTTP through httpx, with a finite timeout (seconds) for every phase of a request.
+
+    ``http_transport`` replaces httpx's own (e.g. ``httpx.MockTransport`` in a test).
+    """
 
     def __init__(
         self,
@@ -61,10 +64,10 @@ class HTTPTransport:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool = True,
-        _transport: httpx.BaseTransport | None = None,
+        http_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
-            base_url=base_url, timeout=timeout, verify=verify, transport=_transport
+            base_url=base_url, timeout=timeout, verify=verify, transport=http_transport
         )
 
     def handle(self, request: Request) -> Response:
@@ -101,7 +104,7 @@ class AppTransport(HTTPTransport):
     """
 
     def __init__(self, app: Any, *, base_url: str = "http://linli.local") -> None:
-        super().__init__(base_url, _transport=httpx.WSGITransport(app=app))
+        super().__init__(base_url, http_transport=httpx.WSGITransport(app=app))
 
     def handle(self, request: Request) -> Response:
         try:

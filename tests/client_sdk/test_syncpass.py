@@ -1,0 +1,161 @@
+"""The sync pass against the real app: clock correction, scope changes, checksum repair,
+pagination and resume, the lock, protocol negotiation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from client_sdk import NetworkError, ProtocolError, Response, SyncInProgress
+from client_sdk.syncpass import sync_lock
+from sync import HLC
+
+from .conftest import GRID_1, GRID_2, FakeClock
+
+YEAR_MS = 365 * 24 * 3600 * 1000
+
+
+def test_a_clock_far_ahead_is_corrected_and_ops_restamped(make_user, make_device):
+    import time
+
+    ahead = FakeClock(int(time.time() * 1000) + 4 * YEAR_MS)  # a tablet set to four years on
+    device = make_device(make_user(grids=[GRID_1]), clock=ahead)
+    visit = device.record_visit(grid_code=GRID_1, findings="a")
+    stamped = HLC.parse(device.store.pending()[0].hlc).wall
+    report = device.sync()
+    assert report.restamped >= 1 and report.rejected == 0 and report.pushed == 1
+    assert device.pending_count() == 0
+    device.update(visit["id"], findings="b")
+    [op] = device.store.pending()
+    assert HLC.parse(op.hlc).wall < stamped - YEAR_MS  # new edits use server-corrected time
+    assert device.sync().rejected == 0
+
+
+def test_clock_ahead_result_is_resent_with_the_same_key(make_user, make_device, clock):
+    import time
+
+    device = make_device(make_user(grids=[GRID_1]))
+    device.sync()
+    # The clock was wrong when these were made, and fixed before the sync: the handshake sees
+    # no skew, the server refuses the stamps as clock_ahead, the pass re-stamps and resends.
+    device._now_ms = lambda: int(time.time() * 1000) + YEAR_MS
+    device.record_visit(grid_code=GRID_1, findings="a")
+    key = device.store.pending()[0].key
+    device._now_ms = lambda: int(time.time() * 1000)
+    report = device.sync()
+    assert report.restamped == 1 and report.applied == 1 and report.rejected == 0
+    assert device.store.count("acked") + device.pending_count() == 0
+    assert key.endswith(":1")
+
+
+def test_a_record_moved_out_of_scope_is_removed(app, login, make_user, make_device):
+    from .test_journey import _console
+
+    w1 = make_device(make_user(grids=[GRID_1]), "w1")
+    w2 = make_device(make_user(grids=[GRID_2]), "w2")
+    home = w1.create_household(grid_code=GRID_1, address="a")
+    w1.sync()
+    console = _console(app, login, make_user(role="community_head"))
+    console(f"/records/{home['id']}/move", grid_code=GRID_2)
+    report = w1.sync()
+    assert report.removed == 1
+    assert w1.households() == []
+    w2.sync()
+    assert [h["id"] for h in w2.households(GRID_2)] == [home["id"]]
+
+
+def test_a_changed_scope_purges_and_repulls(app, login, make_user, make_device):
+    worker = make_user(grids=[GRID_1, GRID_2])
+    device = make_device(worker)
+    device.create_household(grid_code=GRID_1, address="a")
+    device.create_household(grid_code=GRID_2, address="b")
+    device.sync()
+    admin = app.test_client()
+    headers = login(make_user(role="street_admin")).headers
+    reply = admin.put(f"/api/v1/admin/users/{worker.id}/grids", json={"grids": [GRID_1]},
+                      headers=headers)
+    assert reply.status_code == 200, reply.get_json()
+    report = device.sync()
+    assert [h["fields"]["address"] for h in device.households()] == ["a"]
+    assert report.checksum_ok is True
+    assert device.store.get("scope")["prefixes"] == [GRID_1]
+
+
+def test_a_checksum_mismatch_repairs_the_local_copy(make_user, make_device):
+    w1 = make_device(make_user(grids=[GRID_1]), "w1")
+    for n in range(5):
+        w1.create_household(grid_code=GRID_1, address=f"{n}")
+    w1.sync()
+    w2 = make_device(make_user(grids=[GRID_1]), "w2")
+    w2.sync()
+    lost, stale, *_ = w2.households()
+    with w2.store.tx() as conn:  # local damage: one record lost, one stale
+        conn.execute("DELETE FROM records WHERE id = ?", [lost["id"]])
+        conn.execute("UPDATE records SET version = 0 WHERE id = ?", [stale["id"]])
+    report = w2.sync()
+    assert report.resynced is True and report.checksum_ok is True
+    assert {h["id"] for h in w2.households()} == {h["id"] for h in w1.households()}
+
+
+def test_small_pages_and_an_interrupted_pull_resume(make_user, make_device):
+    w1 = make_device(make_user(grids=[GRID_1]), "w1")
+    for n in range(25):
+        w1.create_household(grid_code=GRID_1, address=f"{n}")
+    w1.sync()
+    cursors: list[int] = []
+    signal = {"lost": True}
+
+    class SignalLostAfterTwoPages:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def handle(self, request):
+            if request.path.endswith("/pull") and signal["lost"] and len(cursors) >= 2:
+                raise NetworkError("signal lost")
+            response = self.inner.handle(request)
+            if request.path.endswith("/pull"):
+                cursors.append(json.loads(response.content)["cursor"])
+            return response
+
+        def close(self):
+            self.inner.close()
+
+    w2 = make_device(make_user(grids=[GRID_1]), "w2", transport=SignalLostAfterTwoPages,
+                     page_size=10, max_attempts=1)
+    with pytest.raises(NetworkError):
+        w2.sync()
+    assert len(w2.households()) == 20 and w2.store.get("cursor") == cursors[-1]
+    signal["lost"] = False
+    report = w2.sync()
+    assert report.pulled == 5 and len(w2.households()) == 25 and report.checksum_ok
+
+
+def test_one_sync_at_a_time(make_user, make_device):
+    device = make_device(make_user(grids=[GRID_1]))
+    with sync_lock(device.store.path), pytest.raises(SyncInProgress):
+        device.sync()
+    device.sync()  # released
+
+
+def test_an_incompatible_server_is_a_protocol_error(make_user, make_device):
+    class Old:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def handle(self, request):
+            if request.path.endswith("/handshake"):
+                body = {"code": "protocol_unsupported", "message": "update the app",
+                        "details": {"server": [2]}}
+                return Response(426, json.dumps(body).encode())
+            return self.inner.handle(request)
+
+        def close(self):
+            self.inner.close()
+
+    device = make_device(make_user(grids=[GRID_1]), transport=Old)
+    device.create_household(grid_code=GRID_1, address="a")
+    with pytest.raises(ProtocolError) as err:
+        device.sync()
+    assert err.value.code == "protocol_unsupported"
+    assert device.pending_count() == 1
