@@ -137,3 +137,36 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 
 __all__ = ["main"]
+
+
+@main.command("load-fixtures")
+@click.option(
+    "--size",
+    type=click.Choice(["small", "demo", "district"]),
+    default="demo",
+    show_default=True,
+    help="How big a synthetic district to generate.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Generator seed.")
+@click.option("--codes-only", is_flag=True, help="Load only the code tables.")
+@with_appcontext
+def load_fixtures(size: str, seed: int, codes_only: bool) -> None:
+    """Load the code tables and a synthetic district (no real person's data) into the database."""
+    from server import loader
+
+    entries = loader.load_code_tables_into_db()
+    click.echo(f"code tables: {entries} entries")
+    if codes_only:
+        return
+
+    def progress(what: str, done: int) -> None:
+        click.echo(f"\r{what}: {done:,}", nl=False)
+
+    try:
+        report = loader.load_district(size, seed, progress=progress)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"\nloaded {report.units} units, {report.users} users, {report.records:,} "
+        f"records in {report.seconds:.1f} s"
+    )

@@ -33,7 +33,8 @@ MAX_TEXT = 4000
 class FieldSpec:
     """One field of a record type. ``kind`` names the value check."""
 
-    # text | int | number | date | datetime | uuid | grid | id_number | phone | code | codes | list
+    # text | bool | int | number | date | datetime | uuid | grid | id_number | phone |
+    # code | codes | list
     kind: str
     required: bool = False
     max_len: int = 200
@@ -136,6 +137,20 @@ RECORD_TYPES: dict[str, RecordType] = {
             "due_date": _T("date", server_only=True),
             "mediation_outcome": _T("code", server_only=True),
             "supervision": _T("code", server_only=True),
+            "reported_on": _T("date", server_only=True),
+            "accepted_on": _T("date", server_only=True),
+            "started_on": _T("date", server_only=True),
+            "resolved_on": _T("date", server_only=True),
+            "followed_up_on": _T("date", server_only=True),
+            "closed_on": _T("date", server_only=True),
+            "escalated_on": _T("date", server_only=True),
+            "supervised_on": _T("date", server_only=True),
+            "rejection_reason": _T("text", server_only=True, max_len=MAX_TEXT),
+            "escalation_reason": _T("text", server_only=True, max_len=MAX_TEXT),
+            "extension_used": _T("bool", server_only=True),
+            "extension_days": _T("int", server_only=True),
+            "extension_pending": _T("int", server_only=True),
+            "extension_reason": _T("text", server_only=True, max_len=MAX_TEXT),
         },
         collections=("notes", "steps"),
     ),
@@ -159,6 +174,9 @@ def _check(spec: FieldSpec, value: Any, codes: Mapping[str, set[str]] | None) ->
             return "required"
         if len(value) > spec.max_len:
             return f"longer than {spec.max_len} characters"
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            return "must be true or false"
     elif kind == "int":
         if isinstance(value, bool) or not isinstance(value, int) or not -(2**53) < value < 2**53:
             return "must be an integer"
