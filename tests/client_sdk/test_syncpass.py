@@ -159,3 +159,26 @@ def test_an_incompatible_server_is_a_protocol_error(make_user, make_device):
         device.sync()
     assert err.value.code == "protocol_unsupported"
     assert device.pending_count() == 1
+
+
+def test_the_lock_holds_across_processes(make_user, make_device):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    device = make_device(make_user(grids=[GRID_1]))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom client_sdk.syncpass import sync_lock\n"
+         "with sync_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(30)\n",
+         device.store.path],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SyncInProgress):
+            device.sync()
+    finally:
+        holder.kill()
+        holder.communicate()
+    device.sync()  # the dead process's lock is gone with it
