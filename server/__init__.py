@@ -38,6 +38,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     for path in BLUEPRINTS:
         api.register_blueprint(importlib.import_module(path).blp)
+    from server.console import init_console
+
+    init_console(app)
     return app
 
 

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
         },
         "security": [{"bearerAuth": []}],
     },
+    # The console's session cookie is Secure unless turned off (plain http: tests, demo).
+    "SESSION_COOKIE_SECURE": True,
     "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     # Survive a restarted PostgreSQL without handing a dead connection to a request.
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
