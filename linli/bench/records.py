@@ -1,0 +1,101 @@
+"""The benchmark's record shape and the raw limits it is compared with.
+
+A record is a visit (走访记录) with the visited resident's details, about 0.7–1 KB of JSON as a
+pushed operation, built from the synthetic district's own visits (names, addresses, findings
+and ID numbers are generated; none is a real person's). The raw limits are what no sync
+protocol can beat on this machine: ``executemany`` of the same rows into SQLite in one
+transaction, and the gzip size of the same records (the wire floor).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from fixtures import iter_records
+
+__all__ = ["gzip_floor", "raw_sqlite_rate", "visit_fields", "visits"]
+
+
+@cache
+def _templates() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    residents: dict[str, dict[str, Any]] = {}
+    found: list[dict[str, Any]] = []
+    for record in iter_records("small", seed=7):
+        if record.type == "resident":
+            residents[record.id] = record.fields
+        elif record.type == "visit":
+            found.append(record.fields)
+    return found, residents
+
+
+def visit_fields(rng: random.Random, grid_code: str) -> dict[str, Any]:
+    """One visit's fields, resident details filled in (phone and ID number always present)."""
+    found, residents = _templates()
+    base = rng.choice(found)
+    other = rng.choice(found)
+    resident = residents.get(base["resident_id"], {})
+    return {
+        **base,
+        "grid_code": grid_code,
+        "household_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "resident_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "findings": f"{base['findings']}{other['findings']}",
+        "resident_phone": resident.get("phone") or base.get("resident_phone") or "17100000000",
+        "resident_id_number": resident.get("id_number") or base.get("resident_id_number"),
+    }
+
+
+def visits(count: int, grid_code: str, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``count`` (record id, fields) pairs of visits in ``grid_code``, fixed by ``seed``."""
+    rng = random.Random(f"linli-bench:{seed}:{grid_code}")
+    for _ in range(count):
+        yield str(uuid.UUID(int=rng.getrandbits(128), version=4)), visit_fields(rng, grid_code)
+
+
+def _rows(records: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+    return [
+        json.dumps({"id": rid, "type": "visit", "fields": f}, ensure_ascii=False).encode()
+        for rid, f in records
+    ]
+
+
+def gzip_floor(records: list[tuple[str, dict[str, Any]]]) -> int:
+    """Bytes of the records as one gzip-compressed JSON array: what the wire cannot go below."""
+    return len(gzip.compress(b"[" + b",".join(_rows(records)) + b"]", compresslevel=6))
+
+
+def raw_sqlite_rate(
+    records: list[tuple[str, dict[str, Any]]], directory: str | None = None
+) -> float:
+    """Records/s of ``executemany`` of the same rows into a SQLite file in one transaction
+    (WAL, synchronous=FULL as the server's database), JSON encoding included."""
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        conn = sqlite3.connect(os.path.join(tmp, "raw.sqlite3"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE record (id TEXT PRIMARY KEY, type TEXT, grid_code TEXT, data TEXT)"
+        )
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO record VALUES (?, ?, ?, ?)",
+            (
+                (rid, "visit", f["grid_code"], json.dumps(f, ensure_ascii=False))
+                for rid, f in records
+            ),
+        )
+        conn.execute("COMMIT")
+        seconds = time.perf_counter() - started
+        conn.close()
+    return len(records) / seconds
