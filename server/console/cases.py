@@ -9,6 +9,7 @@ from typing import Any
 from server.cases import case_state
 from server.codes import CodeBook
 from server.console.forms import FormError, integer, text
+from server.console.labels import iso_local
 from server.console.present import case_summary
 from sync import RecordState
 from sync.workflow import MAIN_PATH, CaseAction, allowed_actions
@@ -97,6 +98,7 @@ def panel(book: CodeBook, state: RecordState, role: str, today: date) -> dict[st
             **s,
             "action_label": book.label("step_actions", s.get("action")),
             "to_label": book.label("dispute_statuses", s.get("to")),
+            "when": iso_local(s.get("at")) or s.get("on") or "",
         }
         for s in state.items("steps")
     ]

@@ -83,6 +83,12 @@ FIELD_LABELS = {
     "rejection_reason": "不予受理理由",
     "escalation_reason": "上报理由",
     "extension_reason": "延期理由",
+    "started_on": "开始办理日期",
+    "resolved_on": "化解日期",
+    "followed_up_on": "回访日期",
+    "closed_on": "归档日期",
+    "escalated_on": "上报上级日期",
+    "supervised_on": "督办日期",
 }
 # Code tables of fields the workflow writes (not declared in the record schema).
 _EXTRA_CODE_TABLES = {
@@ -133,6 +139,17 @@ def local(value: datetime | None) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_local(text: str | None) -> str:
+    """An ISO date-time string (as stored in steps) as local text; dates pass through."""
+    if not text:
+        return ""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return local(value) if value.tzinfo else text.replace("T", " ")
 
 
 def device_time(hlc: str | None) -> str:

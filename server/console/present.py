@@ -189,8 +189,10 @@ def conflict_views(book: CodeBook, state: RecordState, who: Who) -> list[dict[st
 def _op_changes(book: CodeBook, rtype: str, payload: dict[str, Any]) -> str:
     if payload.get("kind") == "append":
         item = payload.get("item") or {}
-        text = item.get("text") or item.get("opinion") or item.get("action") or ""
-        return f"{'备注' if payload.get('collection') == 'notes' else '办理环节'}：{text}"
+        if payload.get("collection") == "notes":
+            return f"备注：{item.get('text') or ''}"
+        opinion = f"（{item['opinion']}）" if item.get("opinion") else ""
+        return f"办理环节：{book.label('step_actions', item.get('action'))}{opinion}"
     fields = payload.get("fields") or {}
     parts = [f"{field_label(k)}={_shown(book, rtype, k, v)}" for k, v in fields.items()]
     if payload.get("reason"):

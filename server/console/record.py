@@ -56,6 +56,11 @@ def render(rec: Record, *, error: str | None = None, status: int = 200) -> Any:
     ops = history(rec.id)
     who = who_for(state, ops)
     case = panel(book, state, user.role, today_local()) if rec.type == "dispute" else None
+    grid_name = unit_names({rec.grid_code}).get(rec.grid_code, rec.grid_code)
+    fields = field_rows(book, state, who)
+    for row in fields:
+        if row["name"] == "grid_code" and row["value"] == rec.grid_code:
+            row["value"] = f"{grid_name}（{rec.grid_code}）"
     present_sensitive = [
         (n, field_label(n))
         for n in sorted(sensitive_fields(rec.type))
@@ -69,8 +74,8 @@ def render(rec: Record, *, error: str | None = None, status: int = 200) -> Any:
         title=summary(rec.type, rec.data),
         type_label=TYPE_LABELS.get(rec.type, rec.type),
         review_label=REVIEW_LABELS.get(rec.review_status, rec.review_status),
-        grid_name=unit_names({rec.grid_code}).get(rec.grid_code, rec.grid_code),
-        fields=field_rows(book, state, who),
+        grid_name=grid_name,
+        fields=fields,
         conflicts=conflict_views(book, state, who),
         history=history_rows(book, rec.type, ops, who),
         notes=notes(state, who),

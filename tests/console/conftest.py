@@ -45,8 +45,14 @@ class Console:
 
     def sign_in(self, user: Any) -> TestResponse:
         page = self.client.get("/console/login")
-        response = self.client.post("/console/login", data={
-            "username": user.username, "password": user.password, "csrf_token": csrf_of(page)})
+        response = self.client.post(
+            "/console/login",
+            data={
+                "username": user.username,
+                "password": user.password,
+                "csrf_token": csrf_of(page),
+            },
+        )
         if response.status_code == 303:
             self.token = csrf_of(self.client.get("/console/login"))
         return response
@@ -107,11 +113,17 @@ def world(app: Flask, make_user: Callable[..., Any], login: Callable[..., Any]) 
     dev2 = ApiDevice(client, login(worker2, device_name="平板二"))
     other_dev = ApiDevice(client, login(other_worker, device_name="外社区平板"))
 
-    visit = dev.create("visit", findings="独居老人，需要送餐", resident_name="王秀英",
-                       resident_phone=PHONE)
+    visit = dev.create(
+        "visit", findings="独居老人，需要送餐", resident_name="王秀英", resident_phone=PHONE
+    )
     dev.note(visit, XSS)
-    resident = dev.create("resident", name="李建国", id_number=ID_NUMBER, phone=PHONE,
-                          tags=["elderly_alone", "low_income"])
+    resident = dev.create(
+        "resident",
+        name="李建国",
+        id_number=ID_NUMBER,
+        phone=PHONE,
+        tags=["elderly_alone", "low_income"],
+    )
     conflict = dev.create("household", address="3号楼2单元502", head_name="赵大")
     dispute = dev.create("dispute", title="楼上漏水", category="0203", risk_grade="medium")
     _sync(dev)
@@ -122,5 +134,20 @@ def world(app: Flask, make_user: Callable[..., Any], login: Callable[..., Any]) 
     _sync(dev2)
     other = other_dev.create("dispute", grid_code=OTHER_GRID, title="外社区纠纷", category="0202")
     _sync(other_dev)
-    return World(head, worker, worker2, other_head, other_worker, street, district, dev, dev2,
-                 other_dev, visit, resident, conflict, dispute, other)
+    return World(
+        head,
+        worker,
+        worker2,
+        other_head,
+        other_worker,
+        street,
+        district,
+        dev,
+        dev2,
+        other_dev,
+        visit,
+        resident,
+        conflict,
+        dispute,
+        other,
+    )

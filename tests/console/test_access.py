@@ -29,12 +29,23 @@ def test_wrong_password_then_rate_limit(app, world):
     c = Console(app.test_client())
     page = c.client.get("/console/login")
     for _ in range(5):
-        bad = c.client.post("/console/login", data={
-            "username": world.head.username, "password": "wrong", "csrf_token": csrf_of(page)})
+        bad = c.client.post(
+            "/console/login",
+            data={
+                "username": world.head.username,
+                "password": "wrong",
+                "csrf_token": csrf_of(page),
+            },
+        )
         assert bad.status_code == 401 and "用户名或密码错误" in bad.get_data(as_text=True)
-    limited = c.client.post("/console/login", data={
-        "username": world.head.username, "password": world.head.password,
-        "csrf_token": csrf_of(page)})
+    limited = c.client.post(
+        "/console/login",
+        data={
+            "username": world.head.username,
+            "password": world.head.password,
+            "csrf_token": csrf_of(page),
+        },
+    )
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     assert "登录失败次数过多" in limited.get_data(as_text=True)
 
@@ -42,8 +53,9 @@ def test_wrong_password_then_rate_limit(app, world):
 def test_login_without_csrf_is_refused(app, world):
     client = app.test_client()
     client.get("/console/login")
-    response = client.post("/console/login", data={"username": world.head.username,
-                                                   "password": world.head.password})
+    response = client.post(
+        "/console/login", data={"username": world.head.username, "password": world.head.password}
+    )
     assert response.status_code == 400
 
 
@@ -74,8 +86,9 @@ def test_csrf_missing_or_wrong_is_400(world, console):
     c = console(world.head)
     url = f"/console/records/{world.visit}/review"
     assert c.client.post(url, data={"decision": "approved"}).status_code == 400
-    assert c.client.post(url, data={"decision": "approved", "csrf_token": "x" * 43}
-                         ).status_code == 400
+    assert (
+        c.client.post(url, data={"decision": "approved", "csrf_token": "x" * 43}).status_code == 400
+    )
     assert c.post(url, data={"decision": "approved"}).status_code == 303
 
 
@@ -83,8 +96,9 @@ def test_api_rejects_the_console_cookie(app, world, console):
     c = console(world.head)
     cookie = c.client.get_cookie("linli_console", path="/console")
     assert cookie is not None
-    response = app.test_client().get("/api/v1/me",
-                                     headers={"Cookie": f"linli_console={cookie.value}"})
+    response = app.test_client().get(
+        "/api/v1/me", headers={"Cookie": f"linli_console={cookie.value}"}
+    )
     assert response.status_code == 401
 
 
@@ -108,8 +122,10 @@ def _posts(world):
     rid = world.other
     return [
         (f"/console/records/{rid}/review", {"decision": "approved"}),
-        (f"/console/records/{rid}/resolve", {"field": "title", "choice": "0",
-                                             "reason": "核实过了"}),
+        (
+            f"/console/records/{rid}/resolve",
+            {"field": "title", "choice": "0", "reason": "核实过了"},
+        ),
         (f"/console/records/{rid}/reveal", {"field": "title", "reason": "核实身份"}),
         (f"/console/records/{rid}/case", {"action": "accept"}),
         (f"/console/records/{rid}/move", {"grid_code": OTHER_GRID}),
@@ -122,8 +138,12 @@ def test_other_community_is_404_everywhere(world, console):
     assert c.get(f"/console/?q={world.other}").status_code == 404
     assert c.get(f"/console/?grid={OTHER_GRID}").status_code == 404
     assert c.post("/console/export", data={"format": "csv", "q": world.other}).status_code == 404
-    assert c.post("/console/export", data={"format": "csv", "grid": OTHER_GRID,
-                                           "status": "all"}).status_code == 404
+    assert (
+        c.post(
+            "/console/export", data={"format": "csv", "grid": OTHER_GRID, "status": "all"}
+        ).status_code
+        == 404
+    )
     for url, data in _posts(world):
         assert c.post(url, data=data).status_code == 404, url
     # ... while its own community head sees it.
@@ -147,12 +167,15 @@ def test_grid_worker_sees_the_field_app_page_and_cannot_review(world, console):
     c = console(world.worker)
     page = c.get("/console/")
     assert page.status_code == 200 and "您的工作在移动端完成" in page.get_data(as_text=True)
-    for url, data in [(f"/console/records/{world.visit}/review", {"decision": "approved"}),
-                      (f"/console/records/{world.conflict}/resolve",
-                       {"field": "head_name", "choice": "0", "reason": "核实过了"}),
-                      (f"/console/records/{world.resident}/reveal",
-                       {"field": "id_number", "reason": "核实身份"}),
-                      ("/console/export", {"format": "csv"})]:
+    for url, data in [
+        (f"/console/records/{world.visit}/review", {"decision": "approved"}),
+        (
+            f"/console/records/{world.conflict}/resolve",
+            {"field": "head_name", "choice": "0", "reason": "核实过了"},
+        ),
+        (f"/console/records/{world.resident}/reveal", {"field": "id_number", "reason": "核实身份"}),
+        ("/console/export", {"format": "csv"}),
+    ]:
         assert c.post(url, data=data).status_code == 403, url
 
 
