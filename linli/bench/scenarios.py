@@ -47,10 +47,10 @@ class Scale:
         return cls(
             s1=500,
             s2=2_000,
-            s3=(100, 500, 2_000),
+            s3=(100, 2_000),
             s3_edits=20,
             s4=100,
-            s5_devices=4,
+            s5_devices=3,
             s5_each=100,
             s6_syncs=100,
             s6_pool=8,

@@ -255,9 +255,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited; see {self.database.workdir}/server.log")
             try:
-                if httpx.get(f"{self.base_url}/api/openapi.json", timeout=2).status_code == 200:
-                    if len(_children(self.proc.pid)) >= self.workers:
-                        return self
+                up = httpx.get(f"{self.base_url}/api/openapi.json", timeout=2).status_code == 200
+                if up and len(_children(self.proc.pid)) >= self.workers:
+                    return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
