@@ -12,7 +12,7 @@ import io
 from datetime import datetime
 from typing import Any
 
-from flask import abort, g, request
+from flask import abort, g, render_template, request
 from openpyxl import Workbook
 from werkzeug.wrappers import Response
 
@@ -137,7 +137,8 @@ def export() -> Any:
         try:
             why = reason(label="导出理由")
         except FormError as exc:
-            return Response(str(exc), status=422, mimetype="text/plain")
+            page = render_template("console/error.html", status=422, message=str(exc))
+            return page, 422
         _log_unmasked(records, why, fmt)
     else:
         audit.record(

@@ -99,7 +99,7 @@ def filtered(flt: QueueFilter) -> Select[Any]:
     if flt.q:
         searched_id(flt.q)
         query = query.where(Record.id.startswith(flt.q.lower(), autoescape=True))
-    return query.order_by(Record.updated_at.desc(), Record.id)
+    return query.order_by(Record.updated_at.desc(), Record.seq.desc())
 
 
 def counts() -> dict[str, int]:

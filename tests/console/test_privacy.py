@@ -106,7 +106,8 @@ def test_unmasked_export_is_for_district_admins_with_a_reason(app, world, consol
     )
     admin = console(world.district)
     data = {"format": "csv", "status": "all", "type": "resident", "unmasked": "1"}
-    assert admin.post("/console/export", data=data).status_code == 422
+    refused = admin.post("/console/export", data=data)
+    assert refused.status_code == 422 and "请填写导出理由" in refused.get_data(as_text=True)
     assert _log_count(app) == 0
     response = admin.post("/console/export", data={**data, "reason": "民政低保复核"})
     assert ID_NUMBER in response.get_data().decode("utf-8-sig")

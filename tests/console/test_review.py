@@ -190,3 +190,14 @@ def test_dashboard(world, console):
     assert "3号楼2单元502" in page  # conflicts awaiting resolution
     assert "超过 3 天未同步的设备" in page
     assert "超过 7 天未同步的设备" in c.get("/console/dashboard?days=7").get_data(as_text=True)
+
+
+def test_queue_is_paginated_newest_first(world, console):
+    for i in range(26):
+        world.dev.create("visit", findings=f"第{i}次走访", resident_name=f"居民{i:02d}")
+    world.dev.sync()
+    c = console(world.head)
+    first = c.get("/console/?type=visit").get_data(as_text=True)
+    assert "第 1 / 2 页" in first and "居民25" in first and "居民00" not in first
+    second = c.get("/console/?type=visit&page=2").get_data(as_text=True)
+    assert "居民00" in second and "王秀英" in second
