@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import audit
-from server.cases import transition
+from server.cases import local_today, transition
 from server.codes import codebook
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.extensions import db
@@ -140,7 +140,7 @@ def advance_case(
         role=user.role,
         actor=user.display_name,
         book=codebook(),
-        today=batch.now.date(),
+        today=local_today(batch.now),
         opinion=opinion,
     )
     if isinstance(decision, Refused):

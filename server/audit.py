@@ -80,10 +80,15 @@ class ChainReport:
 
 def verify_chain(batch_size: int = 1000) -> ChainReport:
     """Walk the chain in seq order; report the first entry that does not link or hash."""
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-    rows = db.session.execute(
+    result = db.session.execute(
         select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch_size)
-    ).scalars()
+    )
+    with result:  # closes the server-side cursor when the walk stops early
+        return _walk(result.scalars())
+
+
+def _walk(rows: Any) -> ChainReport:
+    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     for entry in rows:
         checked += 1
         if entry.seq != expected_seq:

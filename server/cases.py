@@ -10,15 +10,18 @@ same merge as every edit, so they reach devices through the ordinary pull.
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
 
 from server.codes import CodeBook
-from server.store import RecordBatch, StoredRecord
+from server.store import SERVER_DEVICE, RecordBatch, StoredRecord, server_hlc
 from sync import Operation, OpKind, merge
 from sync.workflow import Allowed, CaseState, Refused, decide, open_case
 
-__all__ = ["case_state", "open_new_case", "step_item", "transition"]
+__all__ = ["case_state", "local_today", "open_new_case", "step_item", "transition"]
 
 
 def _date(value: Any) -> date | None:
@@ -48,10 +51,13 @@ def step_item(base: dict[str, Any], allowed: Allowed, *, actor: str, at: str) ->
     return {**base, **allowed.step, "by": actor, "at": at}
 
 
-def open_new_case(batch: RecordBatch, rec: StoredRecord, role: str, *, today: date) -> None:
-    """Give a newly screened dispute its initial server-owned status."""
+def open_new_case(
+    batch: RecordBatch, rec: StoredRecord, role: str, *, actor: str, today: date
+) -> None:
+    """Give a newly screened dispute its initial status and its first step (reported)."""
     decision = open_case(role, today=today)
     if isinstance(decision, Allowed):
+        _append_step(batch, rec, decision, actor=actor)
         batch.server_write(rec, decision.changes)
 
 
@@ -74,17 +80,23 @@ def transition(
     )
     if isinstance(decision, Refused):
         return decision
+    _append_step(batch, rec, decision, actor=actor)
+    batch.server_write(rec, decision.changes)
+    return decision
+
+
+def _append_step(batch: RecordBatch, rec: StoredRecord, decision: Allowed, *, actor: str) -> None:
     item = step_item(
         {"id": str(uuid.uuid4())}, decision, actor=actor, at=batch.now.isoformat(timespec="seconds")
     )
     op = Operation(
-        device_id="server",
-        seq=batch._next_server_seq(),
+        device_id=SERVER_DEVICE,
+        seq=batch.next_server_seq(),
         kind=OpKind.APPEND,
         record_type="dispute",
         record_id=rec.id,
         base_version=rec.state.version,
-        hlc=_hlc(),
+        hlc=server_hlc(),
         author=str(batch.user_id or ""),
         collection="steps",
         item=item,
@@ -92,11 +104,8 @@ def transition(
     result = merge(rec.state, op)
     batch.apply(rec, op, result)
     batch.receipt(op, result)
-    batch.server_write(rec, decision.changes)
-    return decision
 
 
-def _hlc() -> str:
-    from server.store import _SERVER_CLOCK
-
-    return str(_SERVER_CLOCK.now())
+def local_today(now: datetime) -> date:
+    """The calendar date where the district is (deadlines count local days)."""
+    return now.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()

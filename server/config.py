@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "JWT_AUDIENCE": "linli-api",
     "ACCESS_TOKEN_TTL_S": 15 * 60,
     "REFRESH_TOKEN_TTL_S": 30 * 24 * 3600,
+    # A refresh retried this soon after its rotation, whose new pair was never used, is a lost
+    # response, not theft: it gets a fresh pair instead of revoking the family.
+    "REFRESH_REUSE_GRACE_S": 60,
     # Login rate limits: failures allowed per window, per account and per client address.
     "RATELIMIT_WINDOW_S": 15 * 60,
     "RATELIMIT_ACCOUNT_FAILURES": 5,
@@ -36,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "DEVICE_SEEN_INTERVAL_S": 60,
     # Sync: a device clock further ahead than this is refused (it would win every tie).
     "MAX_CLOCK_DRIFT_MS": 5 * 60 * 1000,
+    # Deadlines and workflow dates count calendar days where the district is.
+    "TIMEZONE": "Asia/Shanghai",
     "SYNC_MAX_BATCH": 500,
     "SYNC_MAX_PAGE": 2000,
     "SYNC_MAX_BODY_BYTES": 64 * 1024 * 1024,

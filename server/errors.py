@@ -148,6 +148,14 @@ def _handle_api_error(error: APIError):
 def _handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return _http_error_body(error)
+    if isinstance(error, RecursionError) and "decoding a JSON" in str(error):
+        # json.loads gives up on a body nested ~1000 deep with RecursionError, not ValueError.
+        message = "The JSON body is nested too deeply."
+        return {"code": "malformed_json", "message": message, "details": {}}, 400
+    if isinstance(error, UnicodeEncodeError) and error.reason == "surrogates not allowed":
+        # JSON may spell a lone surrogate ("\ud800"); no text column or UTF-8 encoder takes it.
+        message = "The request contains text that is not valid Unicode (a lone surrogate)."
+        return {"code": "invalid_text", "message": message, "details": {}}, 400
     current_app.logger.exception("unhandled exception", exc_info=error)
     body = {"code": "internal", "message": "Internal server error.", "details": {}}
     return body, 500

@@ -185,7 +185,7 @@ def _dispute(batch: RecordBatch, rec: Any, dispute: Any) -> None:
         item = {k: v for k, v in step.items()}
         op = Operation(
             device_id="server",
-            seq=batch._next_server_seq(),
+            seq=batch.next_server_seq(),
             kind=OpKind.APPEND,
             record_type="dispute",
             record_id=rec.id,

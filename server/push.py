@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from server import audit
-from server.cases import case_state, open_new_case, step_item
+from server.cases import case_state, local_today, open_new_case, step_item
 from server.codes import CodeBook, codebook
 from server.db import utcnow
 from server.extensions import db
@@ -46,6 +46,10 @@ from sync.workflow import Refused, decide
 __all__ = ["push"]
 
 _NOTE_MAX = 4000
+
+
+class _OutOfScope(Exception):
+    """The record exists, but outside the caller's jurisdiction."""
 
 
 class _Refusal(Exception):
@@ -87,7 +91,7 @@ class _Pusher:
     def __init__(self, user: User, device: Device, scope: Scope, book: CodeBook) -> None:
         self.user, self.device, self.scope, self.book = user, device, scope, book
         self.batch = RecordBatch(db.session, user.id)
-        self.today: date = self.batch.now.date()
+        self.today: date = local_today(self.batch.now)
         self.max_ahead_ms = current_app.config["MAX_CLOCK_DRIFT_MS"]
         self.now_ms = int(self.batch.now.timestamp() * 1000)
         self.codes = book.sets()
@@ -128,6 +132,15 @@ class _Pusher:
         try:
             self.check(op, rec)
             result = self.merge(op, rec)
+        except _OutOfScope:
+            # Answer exactly as for a record that does not exist: nothing about it leaks.
+            result = (
+                merge(None, op)
+                if op.kind is not OpKind.CREATE
+                else MergeResult(Outcome.REJECTED, None, None, Reason.RECORD_EXISTS)
+            )
+            self.keep(op, result)
+            return _result(op, result)
         except _Refusal as refusal:
             result = MergeResult(
                 Outcome.REJECTED, None, rec.state.version if rec else None, refusal.reason
@@ -139,8 +152,17 @@ class _Pusher:
         return _result(op, result)
 
     def keep(self, op: Operation, result: MergeResult) -> None:
-        self.batch.receipt(op, result)
-        self.prior[op.seq] = result.receipt(op)
+        digest = op.digest()  # once: the stored receipt and the in-batch replay check share it
+        self.batch.receipt(op, result, digest=digest)
+        self.prior[op.seq] = Receipt(
+            op.key,
+            digest,
+            result.outcome,
+            op.record_id,
+            result.version,
+            result.reason,
+            result.conflicts,
+        )
 
     def check(self, op: Operation, rec: StoredRecord | None) -> None:
         if HLC.parse(op.hlc).wall > self.now_ms + self.max_ahead_ms:
@@ -150,7 +172,7 @@ class _Pusher:
                 "correct it and send the operation again",
             )
         if rec is not None and not self.scope.contains(rec.grid_code):
-            raise _Refusal(Reason.NOT_FOUND, "no such record in your jurisdiction")
+            raise _OutOfScope
         if rec is None and op.kind is OpKind.CREATE:
             grid = op.fields.get("grid_code")
             if not isinstance(grid, str) or grid not in self.valid_grids:
@@ -169,12 +191,14 @@ class _Pusher:
                 for k, v in op.fields.items()
                 if not (op.kind is OpKind.RESOLVE and k == DELETED)
             }
-            if (
-                op.kind is OpKind.RESOLVE
-                and DELETED in op.fields
-                and not isinstance(op.fields[DELETED], bool)
-            ):
-                raise _Refusal(Reason.INVALID_FIELDS, "_deleted: must be true or false")
+            if op.kind is OpKind.RESOLVE and DELETED in op.fields:
+                if not isinstance(op.fields[DELETED], bool):
+                    raise _Refusal(Reason.INVALID_FIELDS, "_deleted: must be true or false")
+                if rec is None or DELETED not in rec.state.conflicts():
+                    raise _Refusal(
+                        Reason.INVALID_FIELDS,
+                        "_deleted: only an open delete/edit conflict can be resolved this way",
+                    )
             errors = validate_fields(
                 op.record_type, fields, partial=op.kind is not OpKind.CREATE, codes=self.codes
             )
@@ -201,7 +225,9 @@ class _Pusher:
         if result.changed and rec is not None:
             self.resubmitted(rec)
             if op.kind is OpKind.CREATE and op.record_type == "dispute":
-                open_new_case(self.batch, rec, self.user.role, today=self.today)
+                open_new_case(
+                    self.batch, rec, self.user.role, actor=self.user.display_name, today=self.today
+                )
         return result
 
     def step(self, op: Operation, rec: StoredRecord | None) -> MergeResult:

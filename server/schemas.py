@@ -118,9 +118,13 @@ class ScopeInfoSchema(ma.Schema):
 
 class HandshakeSchema(RequestSchema):
     device_id = fields.String(required=True, validate=validate.Length(1, 64))
-    device_time_ms = fields.Integer(required=True, strict=True)
-    protocol_versions = fields.List(fields.Integer(strict=True), required=True,
-                                    validate=validate.Length(1, 16))
+    # 13 digits of epoch milliseconds, as in an HLC; anything else is not a clock reading.
+    device_time_ms = fields.Integer(
+        required=True, strict=True, validate=validate.Range(0, 9_999_999_999_999)
+    )
+    protocol_versions = fields.List(
+        fields.Integer(strict=True), required=True, validate=validate.Length(1, 16)
+    )
     schema_version = fields.Integer(required=True, strict=True)
     app = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
 
@@ -138,14 +142,18 @@ class HandshakeResultSchema(ma.Schema):
 
 class PushSchema(RequestSchema):
     device_id = fields.String(required=True, validate=validate.Length(1, 64))
-    operations = fields.List(fields.Raw(), required=True,
-                             metadata={"description": "Operations (see docs/protocol.md §4)."})
+    operations = fields.List(
+        fields.Raw(allow_none=True),  # a null operation is rejected on its own, like any other
+        required=True,
+        metadata={"description": "Operations (see docs/protocol.md §4)."},
+    )
 
 
 class OpResultSchema(ma.Schema):
     key = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf(["applied", "duplicate", "conflict",
-                                                    "rejected"]))
+    status = fields.String(
+        validate=validate.OneOf(["applied", "duplicate", "conflict", "rejected"])
+    )
     record_id = fields.String(allow_none=True)
     version = fields.Integer(allow_none=True)
     reason = fields.String()
@@ -162,8 +170,9 @@ class PushResultSchema(ma.Schema):
 class PullSchema(RequestSchema):
     cursor = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1))
-    scope_token = fields.String(allow_none=True, load_default=None,
-                                validate=validate.Length(max=64))
+    scope_token = fields.String(
+        allow_none=True, load_default=None, validate=validate.Length(max=64)
+    )
 
 
 class ChecksumSchema(ma.Schema):
@@ -190,7 +199,7 @@ class RecordSchema(ma.Schema):
     grid_code = fields.String()
     version = fields.Integer()
     deleted = fields.Boolean()
-    fields_ = fields.Dict(data_key="fields")
+    fields_ = fields.Dict(data_key="fields", attribute="fields")
     conflicts = fields.Dict()
     collections = fields.Dict()
     review = fields.Dict(allow_none=True)

@@ -33,6 +33,11 @@ _SERVER_CLOCK = HybridClock("server")
 SERVER_DEVICE = "server"
 
 
+def server_hlc() -> str:
+    """A timestamp of the server's own clock, for changes the server makes."""
+    return str(_SERVER_CLOCK.now())
+
+
 @dataclass
 class StoredRecord:
     """A record loaded for merging; ``dirty`` when it must be written back."""
@@ -161,7 +166,7 @@ class RecordBatch:
         """
         op = Operation(
             device_id=SERVER_DEVICE,
-            seq=self._next_server_seq(),
+            seq=self.next_server_seq(),
             kind=kind,
             record_type=rec.state.record_type,
             record_id=rec.id,
@@ -180,7 +185,7 @@ class RecordBatch:
         """Mark ``rec`` changed without a merge (review decisions, moves)."""
         rec.dirty = True
 
-    def _next_server_seq(self) -> int:
+    def next_server_seq(self) -> int:
         if self._server_seq is None:
             row = self.session.get(SyncCounter, "server_op")
             self._server_seq = row.value if row else 0
@@ -230,18 +235,21 @@ class RecordBatch:
                             "reason": "scope",
                         }
                     )
+            # Core executemany on the session's connection: the ORM's bulk-insert layer adds
+            # nothing for plain rows and costs about as much as the SQL itself.
+            conn = self.session.connection()
             if new_rows:
-                self.session.execute(insert(Record), new_rows)
+                conn.execute(Record.__table__.insert(), new_rows)
             if old_rows:
                 table = Record.__table__
                 stmt = table.update().where(table.c.id == bindparam("b_id"))
-                self.session.execute(stmt, [{**r, "b_id": r.pop("id")} for r in old_rows])
+                conn.execute(stmt, [{**r, "b_id": r.pop("id")} for r in old_rows])
             if removals:
-                self.session.execute(insert(Removal), removals)
+                conn.execute(Removal.__table__.insert(), removals)
             for rec in dirty:
                 rec.exists, rec.dirty, rec.old_grid = True, False, None
         if self.receipts:
-            self.session.execute(insert(SyncOp), self.receipts)
+            self.session.connection().execute(SyncOp.__table__.insert(), self.receipts)
             self.receipts = []
         return len(dirty)
 
@@ -272,4 +280,4 @@ class RecordBatch:
         return row
 
 
-__all__ = ["SERVER_DEVICE", "RecordBatch", "StoredRecord"]
+__all__ = ["SERVER_DEVICE", "RecordBatch", "StoredRecord", "server_hlc"]

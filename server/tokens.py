@@ -128,6 +128,31 @@ class RefreshReused(Unauthorized):
         self.device_id = device_id
 
 
+def _lost_response(row: RefreshToken) -> bool:
+    """A retry of a rotation whose response never reached the device (offline networks lose
+    responses): within the grace window, and the pair issued by that rotation was never used.
+    The unused successors are revoked; the caller then issues a fresh pair. Any other reuse is
+    treated as theft.
+    """
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_S"])
+    if row.rotated_at is None or utcnow() - row.rotated_at > grace:
+        return False
+    successors = (
+        db.session.execute(
+            select(RefreshToken).where(
+                RefreshToken.family_id == row.family_id, RefreshToken.issued_at >= row.rotated_at
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if any(s.rotated_at is not None or s.revoked_at is not None for s in successors):
+        return False
+    for successor in successors:
+        successor.revoked_at = utcnow()
+    return True
+
+
 def rotate(refresh_token: str) -> tuple[TokenPair, RefreshToken]:
     """Exchange a live refresh token for a new pair in the same family.
 
@@ -142,13 +167,13 @@ def rotate(refresh_token: str) -> tuple[TokenPair, RefreshToken]:
         raise Unauthorized("The refresh token is not known.", code="invalid_token")
     if row.revoked_at is not None:
         raise Unauthorized("The refresh token has been revoked.", code="token_revoked")
-    if row.rotated_at is not None:
+    if row.rotated_at is not None and not _lost_response(row):
         revoke_family(row.family_id)
         raise RefreshReused(row.device_id)
     device = db.session.get(Device, row.device_id)
     if device is None or device.revoked:
         raise Unauthorized("This device has been revoked.", code="device_revoked")
-    row.rotated_at = utcnow()
+    row.rotated_at = row.rotated_at or utcnow()
     return issue_pair(row.user_id, row.device_id, family_id=row.family_id), row
 
 

@@ -130,7 +130,7 @@ class Operation:
                     f"{rtype} has no collection {collection!r}", field="operation.collection"
                 )
             item = dict(c.mapping(c.req(d, "item", "operation"), "operation.item"))
-            c.uuid_text(c.req(item, "id", "operation.item"), "operation.item.id")
+            item["id"] = c.uuid_text(c.req(item, "id", "operation.item"), "operation.item.id")
             c.json_value(item, "operation.item", max_bytes=8 * 1024)
         return cls(
             device_id=c.string(

@@ -115,10 +115,15 @@ class RecordState:
             if in_conflict(ws)
         }
 
-    def items(self, collection: str) -> list[Any]:
-        """Items of an append-only collection, in (HLC, device) order."""
-        entries = self.collections.get(collection, {})
-        return [w.value for w in sorted(entries.values(), key=lambda w: (w.rank, w.value["id"]))]
+    def items(self, collection: str, *, arrival_order: bool = False) -> list[Any]:
+        """Items of an append-only collection, in (HLC, device) order — the order they were
+        written — or, with ``arrival_order``, in the order the server accepted them."""
+        entries = self.collections.get(collection, {}).values()
+        if arrival_order:
+            ordered = sorted(entries, key=lambda w: (w.version, w.value["id"]))
+        else:
+            ordered = sorted(entries, key=lambda w: (w.rank, w.value["id"]))
+        return [w.value for w in ordered]
 
     def provenance(self, name: str) -> Write | None:
         ws = self.fields.get(name)

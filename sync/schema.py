@@ -17,6 +17,7 @@ from typing import Any
 from .validators import id_number_valid, phone_valid
 
 __all__ = [
+    "ARRIVAL_ORDERED",
     "RECORD_TYPES",
     "SERVER_OWNED_FIELDS",
     "FieldSpec",
@@ -25,6 +26,9 @@ __all__ = [
     "validate_fields",
 ]
 
+# Collections shown in the order the server accepted their items: case steps are the
+# workflow's own sequence, decided by the server, whatever the device clocks said.
+ARRIVAL_ORDERED = frozenset({"steps"})
 GRID_CODE_RE = re.compile(r"^\d{15}$")
 MAX_TEXT = 4000
 

@@ -16,6 +16,7 @@ from .errors import ProtocolVersionError, SyncError, WrongType
 from .merge import Outcome
 from .operation import Operation
 from .record import RecordState
+from .schema import ARRIVAL_ORDERED
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -348,7 +349,10 @@ def snapshot(
         "deleted": state.deleted,
         "fields": state.values(),
         "conflicts": {name: [w.describe() for w in ws] for name, ws in state.conflicts().items()},
-        "collections": {name: state.items(name) for name in state.collections},
+        "collections": {
+            name: state.items(name, arrival_order=name in ARRIVAL_ORDERED)
+            for name in state.collections
+        },
         "review": dict(review) if review else None,
     }
 

@@ -42,7 +42,7 @@ def create_user(args: dict[str, Any]) -> Any:
     return user
 
 
-@blp.post("/users/<int:user_id>/password")
+@blp.post("/users/<int(max=2147483647):user_id>/password")
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
 @require_auth(*ADMIN_ROLES)
@@ -52,7 +52,7 @@ def reset_password(args: dict[str, Any], user_id: int) -> None:
     db.session.commit()
 
 
-@blp.put("/users/<int:user_id>/grids")
+@blp.put("/users/<int(max=2147483647):user_id>/grids")
 @blp.arguments(GridsSchema)
 @blp.response(200, AdminUserSchema)
 @require_auth(*ADMIN_ROLES)

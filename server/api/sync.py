@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from server import pull as pulling
 from server import push as pushing
 from server.api import URL_PREFIX
-from server.auth import require_auth
+from server.auth import authenticate, bearer_token, require_auth
 from server.db import utcnow
 from server.errors import APIError, BadRequest, Forbidden, PayloadTooLarge, ValidationFailed
 from server.extensions import db
@@ -46,15 +46,20 @@ from sync import (
 blp = Blueprint("sync", __name__, url_prefix=f"{URL_PREFIX}/sync", description="Device sync")
 
 
+_SKEW_STORED_MAX = 2**31 - 1
+
+
 class UpgradeRequired(APIError):
     status, default_code = 426, "protocol_unsupported"
 
 
 @blp.before_request
 def _inflate_gzip_body() -> None:
-    """Decompress a gzip body, refusing one that inflates beyond the configured limit."""
+    """Decompress a gzip body of an authenticated device, refusing one that inflates beyond
+    the configured limit."""
     if request.headers.get("Content-Encoding", "").lower() != "gzip":
         return
+    authenticate(bearer_token())  # no inflating (up to the limit) for anonymous callers
     limit = current_app.config["SYNC_MAX_BODY_BYTES"]
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
@@ -108,7 +113,9 @@ def handshake(args: dict[str, Any]) -> Response:
             details={"server": SCHEMA_VERSION},
         )
     now_ms = int(utcnow().timestamp() * 1000)
-    g.device.clock_skew_ms = args["device_time_ms"] - now_ms
+    skew = args["device_time_ms"] - now_ms
+    # The column is 32-bit: a tablet set years off (>24.8 days) is stored at the bound, not a 500.
+    g.device.clock_skew_ms = max(-_SKEW_STORED_MAX, min(_SKEW_STORED_MAX, skew))
     db.session.commit()
     config = current_app.config
     return _reply(
@@ -116,7 +123,7 @@ def handshake(args: dict[str, Any]) -> Response:
             protocol_version=version,
             schema_version=SCHEMA_VERSION,
             server_time_ms=now_ms,
-            clock_skew_ms=args["device_time_ms"] - now_ms,
+            clock_skew_ms=skew,
             max_clock_drift_ms=config.get("MAX_CLOCK_DRIFT_MS", DEFAULT_MAX_DRIFT_MS),
             max_batch=config["SYNC_MAX_BATCH"],
             max_page=config["SYNC_MAX_PAGE"],

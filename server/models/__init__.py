@@ -1,6 +1,4 @@
-"""All models, imported here so that ``db.metadata`` knows every table.
-
-"""
+"""All models, imported here so that ``db.metadata`` knows every table."""
 
 from server.models.audit import GENESIS_HASH, AccessLog, AuditEntry
 from server.models.codes import CodeEntry

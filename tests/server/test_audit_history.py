@@ -109,13 +109,6 @@ def test_history_entries_name_actor_target_and_what_was_decided(history):
     assert by_action["device.revoke"].target.startswith("device:")
 
 
-OPEN_CURSOR = (
-    "server defect: server/audit.py verify_chain iterates with yield_per (a server-side cursor "
-    "on PostgreSQL) and returns at the first bad entry without closing the result; the psycopg "
-    "ServerCursor is left open in the transaction and garbage-collected with a ResourceWarning "
-    "(an error under the suite's warnings policy) - close the result (with-block) before "
-    "returning"
-)
 
 
 def _alter_payload(app: Any) -> int:
@@ -160,9 +153,7 @@ def _insert_forged(app: Any) -> int:
 
 @pytest.mark.parametrize("tamper", [_alter_payload, _delete_entry, _swap_two, _insert_forged],
                          ids=["alter-payload", "delete-entry", "swap-seq", "insert-forged"])
-def test_tampering_with_the_history_is_found(history, runner, tamper, request):
-    if request.node.callspec.params["any_app"] == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=OPEN_CURSOR))
+def test_tampering_with_the_history_is_found(history, runner, tamper):
     assert runner.invoke(args=["audit", "verify"]).exit_code == 0
     count = len(_entries(history))
     bad_seq = tamper(history)

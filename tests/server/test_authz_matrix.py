@@ -53,7 +53,7 @@ ACTORS: dict[str, dict[str, Any]] = {
 }
 
 A = "applied"
-NF = "rejected:not_found"
+NF = "rejected:unknown_record"  # outside scope: answered exactly like a missing record
 FB = "rejected:forbidden"
 Y = "delivered"
 N = "withheld"
@@ -634,15 +634,8 @@ def test_record_routes_answer_outside_scope_like_a_missing_record(
     assert there.get_json() == nowhere.get_json()
 
 
-PUSH_LEAK = (
-    "server defect: push.py _Pusher.check answers an op on an existing out-of-scope record with "
-    "reason not_found, message 'no such record in your jurisdiction' and the record's current "
-    "version, but an op on a record that does not exist with reason unknown_record and version "
-    "None - a device can probe whether a record id exists elsewhere, and read its version"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=PUSH_LEAK)
 @pytest.mark.parametrize("kind", [OpKind.UPDATE, OpKind.APPEND, OpKind.DELETE, OpKind.RESOLVE])
 def test_push_to_a_record_outside_scope_answers_like_a_missing_record(worker_world, kind):
     """A device guessing ids learns nothing: same status, reason and message either way."""

@@ -141,9 +141,32 @@ def test_reused_refresh_token_revokes_the_family(client, session):
     first = client.post(REFRESH, json={"refresh_token": session.refresh_token})
     assert first.status_code == 200
     newer = first.get_json()["refresh_token"]
+    second = client.post(REFRESH, json={"refresh_token": newer})  # the new pair is in use
+    assert second.status_code == 200
+    newest = second.get_json()["refresh_token"]
+    reuse = client.post(REFRESH, json={"refresh_token": session.refresh_token})
+    assert_error(reuse, 401, "token_reused")
+    assert_error(client.post(REFRESH, json={"refresh_token": newest}), 401, "token_revoked")
+
+
+def test_reuse_after_the_grace_window_revokes_the_family(app, client, session):
+    app.config["REFRESH_REUSE_GRACE_S"] = 0
+    first = client.post(REFRESH, json={"refresh_token": session.refresh_token})
+    newer = first.get_json()["refresh_token"]
     reuse = client.post(REFRESH, json={"refresh_token": session.refresh_token})
     assert_error(reuse, 401, "token_reused")
     assert_error(client.post(REFRESH, json={"refresh_token": newer}), 401, "token_revoked")
+
+
+def test_a_refresh_whose_response_was_lost_can_be_retried(client, session):
+    lost = client.post(REFRESH, json={"refresh_token": session.refresh_token})
+    assert lost.status_code == 200  # ... but the device never received this pair
+    retry = client.post(REFRESH, json={"refresh_token": session.refresh_token})
+    assert retry.status_code == 200, retry.get_json()
+    unused = lost.get_json()["refresh_token"]
+    assert_error(client.post(REFRESH, json={"refresh_token": unused}), 401, "token_revoked")
+    fresh = retry.get_json()["refresh_token"]
+    assert client.post(REFRESH, json={"refresh_token": fresh}).status_code == 200
 
 
 def test_unknown_refresh_jti_is_refused(client, session):

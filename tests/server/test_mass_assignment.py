@@ -132,15 +132,8 @@ def stored(app: Any, rid: str) -> dict[str, Any] | None:
                 "state": rec.state, "snapshot": json.loads(rec.snapshot)}
 
 
-API_FIELDS = (
-    "server defect: GET /api/v1/records/<id> (and the review/resolve/move/case answers) carry no "
-    "'fields' at all - server/schemas.py RecordSchema declares fields_ = fields.Dict("
-    "data_key='fields') without attribute='fields', so marshmallow looks up a 'fields_' key the "
-    "snapshot does not have and drops the record's values from every answer"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=API_FIELDS)
 def test_record_api_answers_with_the_records_fields(client, device):
     rid = created(device, findings="漏水")
     body = client.get(f"/api/v1/records/{rid}", headers=device.login.headers).get_json()
@@ -156,7 +149,7 @@ def assert_not_carried(app: Any, client: Any, login: Any, rid: str, name: str,
     assert api.status_code == 200, api.get_json()
     fresh = ApiDevice(client, login)
     fresh.pull()
-    # The API's view is checked too, though it lacks 'fields' for now (see API_FIELDS).
+    # The API's view is checked too.
     for view in (row["snapshot"], fresh.snapshots[rid], api.get_json()):
         assert view["id"] == rid and view["id"] != INJECTED["id"]
         assert view.get("fields", {}).get(name) != value, (name, view.get("fields"))
@@ -182,23 +175,13 @@ def test_push_create_with_a_server_owned_field_is_rejected(app, device, rtype, n
     assert stored(app, rid) is None
 
 
-DELETE_TOGGLE = (
-    "server defect: a pushed RESOLVE op may write _deleted although _deleted is not in conflict "
-    "(push.py _Pusher.check exempts _deleted of resolve ops from the server-owned check and never "
-    "checks that a resolved field is in conflict; merge skips the record_deleted refusal for "
-    "resolve ops) - a device resurrects a tombstoned record, bypassing 'an edit made after "
-    "seeing the delete is refused' (the API's /resolve does require an open conflict)"
-)
 
 
 def _edit_cases() -> list[Any]:
     cases = []
     for kind in (OpKind.UPDATE, OpKind.RESOLVE):
         for (rtype, name), target_id in zip(TARGETS, TARGET_IDS, strict=True):
-            marks = []
-            if kind is OpKind.RESOLVE and name == "_deleted":
-                marks.append(pytest.mark.xfail(strict=True, reason=DELETE_TOGGLE))
-            cases.append(pytest.param(kind, rtype, name, marks=marks, id=f"{kind}-{target_id}"))
+            cases.append(pytest.param(kind, rtype, name, id=f"{kind}-{target_id}"))
     return cases
 
 
@@ -217,7 +200,6 @@ def test_push_edit_with_a_server_owned_field_is_rejected(app, client, device, ki
     assert_not_carried(app, client, device.login, rid, name, INJECTED[name])
 
 
-@pytest.mark.xfail(strict=True, reason=DELETE_TOGGLE)
 def test_push_resolve_cannot_toggle_deletion_without_a_conflict(app, device):
     rid = created(device)
     assert push_one(device, OpKind.DELETE, "visit", rid, 1)["status"] == "applied"

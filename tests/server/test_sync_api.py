@@ -77,7 +77,7 @@ def test_scope_filters_pull_and_refuses_foreign_pushes(devices):
     c.snapshots[mine] = {"version": 1}  # a guessed id: the worker never received it
     c.update(mine, findings="hijack")
     result = c.push()[0]
-    assert (result["status"], result["reason"]) == ("rejected", "not_found")
+    assert (result["status"], result["reason"]) == ("rejected", "unknown_record")  # no leak
     intruder = c.create("visit", findings="into grid 1")
     result = c.push()[0]
     assert (result["status"], result["reason"]) == ("rejected", "forbidden")
@@ -142,6 +142,7 @@ def test_dispute_workflow_from_devices_is_decided_by_the_server(devices, client)
     assert fields["due_date"], "the deadline rule set a due date"
     steps = a.view(rid)["collections"]["steps"]
     assert [(s["from"], s["to"]) for s in steps] == [
+        (None, "reported"),
         ("reported", "accepted"),
         ("accepted", "assigned"),
     ]

@@ -91,7 +91,7 @@ CONCURRENT_EDITS_TWO_ORDERS = (
 MUTANT = settings(
     max_examples=2000,
     deadline=None,
-    phases=[Phase.generate],
+    phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
     database=None,
 )
