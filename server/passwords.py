@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+OWASP_MEMORY_KIB, OWASP_TIME_COST = 19456, 2
+
+
+def _hasher_from_environment() -> PasswordHasher:
+    """OWASP's minimum unless raised by LINLI_ARGON2_MEMORY_KIB / LINLI_ARGON2_TIME_COST.
+
+    Values below the minimum are refused, except with LINLI_ARGON2_WEAK_FOR_TESTS=1: the test
+    suite creates thousands of accounts and sets it (tests/conftest.py). Hashes carry their own
+    parameters, so a weak hash is still verified and is rehashed at the next login.
+    """
+    memory = int(os.environ.get("LINLI_ARGON2_MEMORY_KIB", OWASP_MEMORY_KIB))
+    time_cost = int(os.environ.get("LINLI_ARGON2_TIME_COST", OWASP_TIME_COST))
+    weak = memory < OWASP_MEMORY_KIB or time_cost < OWASP_TIME_COST
+    if weak and os.environ.get("LINLI_ARGON2_WEAK_FOR_TESTS") != "1":
+        raise RuntimeError("Argon2 parameters below OWASP's minimum (m=19456 KiB, t=2)")
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory, parallelism=1)
+
+
+_hasher = _hasher_from_environment()
 
 # Verified against when the account does not exist, so both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("linli-no-such-user")

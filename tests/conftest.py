@@ -4,7 +4,8 @@ Apps and factories (real app, real database file in ``tmp_path``)::
 
     app, client, runner          the app on SQLite; runner.invoke(args=[...]) runs `linli`
     any_app                      the app on SQLite and on PostgreSQL (parametrized)
-    pg_url                       a fresh PostgreSQL database URL (dropped afterwards)
+    pg_url                       a fresh, empty PostgreSQL database URL (dropped afterwards)
+    pg_app_url                   the session's PostgreSQL database with every table emptied
     make_unit(code, name=None)   creates the unit and any missing ancestors; returns the code
     make_user(role=..., unit=None, grids=None, username=None, password=...) -> TestUser
     login(user, device_id=None, device_name="tablet") -> Login   (.headers for requests)
@@ -18,6 +19,12 @@ from __future__ import annotations
 
 import itertools
 import os
+
+# Cheap password hashing for the thousands of test accounts; production refuses these values
+# (server/passwords.py). tests/server/test_passwords.py checks the production parameters.
+os.environ.setdefault("LINLI_ARGON2_WEAK_FOR_TESTS", "1")
+os.environ.setdefault("LINLI_ARGON2_MEMORY_KIB", "1024")
+os.environ.setdefault("LINLI_ARGON2_TIME_COST", "1")
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -82,6 +89,43 @@ def pg_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def _pg_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database per test session with the schema created once (see ``pg_app_url``)."""
+    base = os.environ.get("LINLI_TEST_PG_URL")
+    if not base:
+        _pg_unavailable("LINLI_TEST_PG_URL is not set")
+    import psycopg
+
+    url = make_url(base)
+    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"linli_shared_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _pg_unavailable(f"cannot connect to {url.render_as_string()}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        shared = url.set(database=name).render_as_string(hide_password=False)
+        try:
+            _dispose(build_app(tmp_path_factory.mktemp("pg_schema"), shared))
+            yield shared
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_app_url(_pg_shared: str) -> str:
+    """The session's PostgreSQL database, every table emptied: fast isolation for app tests."""
+    import psycopg
+
+    dsn = make_url(_pg_shared).set(drivername="postgresql").render_as_string(hide_password=False)
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    return _pg_shared
+
+
 # --- apps -------------------------------------------------------------------------------------
 
 
@@ -123,7 +167,7 @@ def app(tmp_path: Any, app_config: dict[str, Any]) -> Iterator[Flask]:
 def any_app(
     request: pytest.FixtureRequest, tmp_path: Any, app_config: dict[str, Any]
 ) -> Iterator[Flask]:
-    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    url = request.getfixturevalue("pg_app_url") if request.param == "postgres" else None
     application = build_app(tmp_path, url, **app_config)
     yield application
     _dispose(application)

@@ -119,14 +119,16 @@ def test_a_batch_failing_midway_leaves_nothing_and_retries_cleanly(
     a.create("visit", findings="BOOM in the middle")
     a.create("visit", findings="last")
     _install_failure(any_app)
-    body = {"device_id": a.device_id, "operations": [o.to_dict() for o in a.outbox]}
-    failed = a.post("push", body)
-    assert failed.status_code == 500
-    assert set(failed.get_json()) == {"code", "message", "details"}
-    with any_app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Record)) == 0
-        assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 0
-    _remove_failure(any_app)
+    try:
+        body = {"device_id": a.device_id, "operations": [o.to_dict() for o in a.outbox]}
+        failed = a.post("push", body)
+        assert failed.status_code == 500
+        assert set(failed.get_json()) == {"code", "message", "details"}
+        with any_app.app_context():
+            assert db.session.scalar(select(func.count()).select_from(Record)) == 0
+            assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 0
+    finally:
+        _remove_failure(any_app)
     assert {r["status"] for r in a.push()} == {"applied"}
     a.pull()
     assert len(a.snapshots) == 3
