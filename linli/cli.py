@@ -27,3 +27,7 @@ try:
     _attach()
 except ImportError as exc:  # pragma: no cover - only while a part is being built
     raise click.ClickException(f"linli is not fully installed: {exc}") from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import multiprocessing
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from server import accounts, audit, create_app
@@ -124,19 +124,21 @@ def default_workers() -> int:
     return min(2 * multiprocessing.cpu_count() + 1, 17)
 
 
-@main.command("serve")
+@main.command("serve", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5000, show_default=True, help="Port to bind.")
 @click.option("--workers", type=int, default=None, help="Worker processes [2×cores+1, ≤17].")
 def serve(host: str, port: int, workers: int | None) -> None:
-    """Serve the app with gunicorn (use `flask --app server run` for development)."""
+    """Serve the app with gunicorn (use `flask --app server run` for development).
+
+    The app is built here, outside any application context: a context pushed by the CLI would
+    be inherited by every forked worker and shared by all its requests, keeping one database
+    session (and on SQLite the write lock) open across requests.
+    """
     from server.serving import GunicornApp
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = create_app()
     GunicornApp(app, {"bind": f"{host}:{port}", "workers": workers or default_workers()}).run()
-
-
-__all__ = ["main"]
 
 
 @main.command("load-fixtures")
@@ -170,3 +172,6 @@ def load_fixtures(size: str, seed: int, codes_only: bool) -> None:
         f"\nloaded {report.units} units, {report.users} users, {report.records:,} "
         f"records in {report.seconds:.1f} s"
     )
+
+
+__all__ = ["main"]
