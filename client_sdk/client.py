@@ -60,7 +60,10 @@ class Client(Records):
 
     Every option is keyword-only. ``transport`` replaces the HTTP transport (e.g.
     ``AppTransport(app)`` runs the server in process); ``clock`` is the device's physical clock
-    in milliseconds and ``sleep`` the backoff sleep (tests pass fakes). Errors are
+    in milliseconds and ``sleep`` the backoff sleep (tests pass fakes). ``encryption_key`` (a
+    passphrase, or 32 raw bytes from the platform keystore) encrypts the local database with
+    SQLCipher (the ``encrypt`` extra); a wrong or missing key raises
+    :class:`~client_sdk.errors.WrongKey`. Errors are
     :class:`~client_sdk.errors.ClientError` subclasses; nothing lower-level escapes.
     """
 
@@ -79,11 +82,9 @@ class Client(Records):
         clock: Callable[[], int] = wall_clock_ms,
         today: Callable[[], date] = date.today,
         page_size: int = 1000,
-        encryption_key: str | None = None,
+        encryption_key: str | bytes | None = None,
     ) -> None:
-        if encryption_key is not None:
-            raise ClientError("an encrypted store is not supported yet", code="unsupported")
-        self.store = Store(os.fspath(db_path))
+        self.store = Store(os.fspath(db_path), key=encryption_key)
         try:
             self.device_id = self._device(device_id)
         except BaseException:

@@ -17,6 +17,8 @@ ClientError                    root: every error the SDK raises
 ├── RecordNotFound             no such record on this device
 ├── SyncInProgress             another sync pass holds the lock (this or another process)
 └── StorageError               the local database failed (disk full, corrupt, locked)
+    └── WrongKey               wrong encryption key, no key for an encrypted file, or not a
+                               Linli database at all
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "SyncTimeout",
     "TransportError",
     "ValidationError",
+    "WrongKey",
 ]
 
 
@@ -120,3 +123,9 @@ class SyncInProgress(ClientError):
 
 class StorageError(ClientError):
     code = "storage"
+
+
+class WrongKey(StorageError):
+    """The database cannot be read with this key (or without one): nothing was changed."""
+
+    code = "wrong_key"

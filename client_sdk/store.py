@@ -12,6 +12,12 @@ Tables:
 What a worker sees is :func:`sync.overlay` of the snapshot with the acked and pending
 operations. Every write is one ``BEGIN IMMEDIATE`` transaction: an edit and its outbox entry, a
 push batch's results, a pull page (removals, snapshots, cursor) commit together or not at all.
+
+With a key the file is a SQLCipher 4 database (the ``encrypt`` extra): every page of the file and
+of its write-ahead log is encrypted, and ``PRAGMA key`` runs before anything else touches it. A
+passphrase goes through SQLCipher's own KDF (PBKDF2-HMAC-SHA512, 256,000 iterations, a random
+16-byte salt per database kept in the file's first bytes); 32 bytes are used as the raw key.
+A wrong key, a missing key or a file that is not a database raise :class:`WrongKey`.
 """
 
 from __future__ import annotations
@@ -28,7 +34,12 @@ from sqlite_utils.migrations import Migrations
 
 from sync import Operation, overlay
 
-from .errors import StorageError
+from .errors import ClientError, StorageError, WrongKey
+
+try:
+    import sqlcipher3 as _sqlcipher
+except ImportError:  # the "encrypt" extra is not installed
+    _sqlcipher = None
 
 __all__ = ["Store"]
 
@@ -36,6 +47,13 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 migrations = Migrations("linli_client_sdk")
+
+#: Errors of either driver: sqlcipher3's exception classes do not derive from sqlite3's.
+_DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
+    (_sqlcipher.Error,) if _sqlcipher is not None else ()
+)
+_NOTADB = 26  # SQLITE_NOTADB: "file is not a database" (a wrong or missing key)
+_RAW_KEY_BYTES = 32
 
 
 @migrations()
@@ -68,10 +86,56 @@ def _storage(method: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(*args, **kwargs)
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise StorageError(f"local database: {exc}", sqlite_error=type(exc).__name__) from exc
 
     return wrapper
+
+
+def _key_pragma(key: str | bytes) -> str:
+    """``PRAGMA key`` for a passphrase (SQLCipher's KDF) or 32 raw bytes (no KDF)."""
+    if isinstance(key, bytes):
+        if len(key) != _RAW_KEY_BYTES:
+            raise ClientError(
+                f"a raw encryption key is {_RAW_KEY_BYTES} bytes, not {len(key)}",
+                code="invalid_key",
+            )
+        return f"PRAGMA key = \"x'{key.hex()}'\""
+    if not isinstance(key, str) or not key or "\x00" in key:
+        raise ClientError(
+            "the encryption key must be a non-empty passphrase or 32 bytes", code="invalid_key"
+        )
+    return "PRAGMA key = '{}'".format(key.replace("'", "''"))
+
+
+def _connect(path: str, key: str | bytes | None) -> sqlite3.Connection:
+    """Open the file; with a key through sqlcipher3, keyed before any other statement."""
+    if key is None:
+        return sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    pragma = _key_pragma(key)
+    if _sqlcipher is None:
+        raise ClientError(
+            "an encrypted store needs sqlcipher3: pip install 'linli[encrypt]'",
+            code="encryption_unavailable",
+        )
+    conn = _sqlcipher.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        conn.execute(pragma)
+        conn.execute("PRAGMA cipher_compatibility = 4")  # pin SQLCipher 4's settings
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_key(conn: sqlite3.Connection) -> None:
+    """Read the schema: the first read that decrypts a page, so a wrong key shows here."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except _DB_ERRORS as exc:
+        if getattr(exc, "sqlite_errorcode", None) == _NOTADB or "not a database" in str(exc):
+            raise WrongKey("wrong encryption key or not a Linli database") from None
+        raise
 
 
 def _op(text: str) -> Operation:
@@ -82,13 +146,18 @@ class Store:
     """The local database of one device. Not shared between threads; open one per thread."""
 
     @_storage
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, key: str | bytes | None = None) -> None:
         self.path = path
-        conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-        self.db = sqlite_utils.Database(conn)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        migrations.apply(self.db)
+        conn = _connect(path, key)
+        try:
+            _check_key(conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self.db = sqlite_utils.Database(conn)
+            migrations.apply(self.db)
+        except BaseException:
+            conn.close()
+            raise
 
     @_storage
     def close(self) -> None:
@@ -100,7 +169,7 @@ class Store:
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except _DB_ERRORS as exc:
             raise StorageError(f"local database: {exc}") from exc
         try:
             yield conn
@@ -108,7 +177,7 @@ class Store:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, _DB_ERRORS):
                 raise StorageError(f"local database: {exc}") from exc
             raise
 
