@@ -28,6 +28,7 @@ from .errors import (
     SyncTimeout,
     TransportError,
     ValidationError,
+    WrongKey,
 )
 from .syncpass import SyncReport
 from .transport import AppTransport, HTTPTransport, Request, Response, Transport
@@ -57,4 +58,5 @@ __all__ = [
     "Transport",
     "TransportError",
     "ValidationError",
+    "WrongKey",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -60,14 +61,32 @@ def _bad_uuid(what: str) -> str:
 
 
 def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) -> Any:
-    """A JSON value (no NaN, no non-string keys) of at most ``max_bytes`` when encoded."""
+    """A JSON value (no NaN, no non-string keys, valid Unicode) of at most ``max_bytes``.
+
+    Scalars, the common case, are checked without encoding the value as JSON.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        try:
+            size = len(value.encode("utf-8")) + 2
+        except UnicodeEncodeError:
+            raise WrongType(f"{what} is not valid Unicode text", field=what) from None
+        if size > max_bytes:
+            raise OversizeValue(f"{what} is larger than {max_bytes} bytes", field=what)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise WrongType(f"{what} is not a JSON value: NaN or infinity", field=what)
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        size = len(encoded.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise WrongType(f"{what} is not valid Unicode text", field=what) from None
     except (TypeError, ValueError) as exc:
         raise WrongType(f"{what} is not a JSON value: {exc}", field=what) from None
     except RecursionError:
         raise OversizeValue(f"{what} is nested too deeply", field=what) from None
-    if len(encoded.encode()) > max_bytes:
+    if size > max_bytes:
         raise OversizeValue(f"{what} is larger than {max_bytes} bytes", field=what)
     return value
 

@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_MAX_DRIFT_MS", "HLC", "HybridClock", "wall_clock_ms"]
 
 DEFAULT_MAX_DRIFT_MS = 5 * 60 * 1000
 _MAX_COUNTER = 99_999
-_HLC_RE = re.compile(r"^(\d{13}):(\d{5}):([A-Za-z0-9_.\-]{1,64})$")
+_HLC_RE = re.compile(r"(\d{13}):(\d{5}):([A-Za-z0-9_.\-]{1,64})", re.ASCII)
 
 
 def wall_clock_ms() -> int:
@@ -43,9 +43,9 @@ class HLC:
         """Parse the string form; raise WrongType for anything else."""
         if not isinstance(text, str):
             raise WrongType("hlc must be a string", value_type=type(text).__name__)
-        match = _HLC_RE.match(text)
+        match = _HLC_RE.fullmatch(text)
         if not match:
-            raise WrongType("hlc must look like 0001700000000000:00000:node", value=text[:80])
+            raise WrongType("hlc must look like 1700000000000:00000:node", value=text[:80])
         return cls(int(match[1]), int(match[2]), match[3])
 
 
@@ -65,7 +65,7 @@ class HybridClock:
         max_drift_ms: int = DEFAULT_MAX_DRIFT_MS,
         last: HLC | None = None,
     ) -> None:
-        if not _HLC_RE.match(f"{0:013d}:{0:05d}:{node}"):
+        if not _HLC_RE.fullmatch(f"{0:013d}:{0:05d}:{node}"):
             raise WrongType("node must be 1-64 characters of A-Z a-z 0-9 _ . -", node=node)
         self.node = node
         self._physical = now

@@ -133,7 +133,11 @@ def merge(state: RecordState | None, op: Operation) -> MergeResult:
     if state is None:
         if op.kind is not OpKind.CREATE:
             return _rejected(None, Reason.UNKNOWN_RECORD)
-        state = RecordState(op.record_type, op.record_id, 0, {}, {})
+        # A new record: every field gets its one write (the common case, kept cheap).
+        fields = {name: (_write(op, value, 1),) for name, value in op.fields.items()}
+        fields[DELETED] = (_write(op, False, 1),)
+        created = RecordState(op.record_type, op.record_id, 1, fields, {})
+        return MergeResult(Outcome.APPLIED, created, 1, changed=True)
     elif op.kind is OpKind.CREATE:
         return _rejected(state, Reason.RECORD_EXISTS)
     if op.record_type != state.record_type:

@@ -193,7 +193,7 @@ class PushRequest:
             except SyncError as exc:
                 key = None
                 if isinstance(item, Mapping) and isinstance(item.get("seq"), int):
-                    key = f"{item.get('device_id')}:{item['seq']}"
+                    key = f"{device_id}:{item['seq']}"
                 ops.append(MalformedOperation(index, key, exc))
         return cls(device_id, ops)
 
@@ -233,7 +233,8 @@ class OpResult:
         d = c.mapping(data, "result")
         try:
             status = Outcome(c.string(c.req(d, "status", "result"), "result.status"))
-            original = Outcome(d["original"]) if d.get("original") else None
+            raw = d.get("original")
+            original = Outcome(c.string(raw, "result.original")) if raw else None
         except ValueError:
             raise WrongType("unknown result status", field="result.status") from None
         version = d.get("version")

@@ -367,17 +367,6 @@ def test_valid_messages_decode(name, data):
     decoder(data.draw(message))
 
 
-# Places where sync.wire formats the value it refuses (repr of a 50,000-deep list recurses):
-# PushRequest builds a malformed operation's key from its device_id, OpResult puts "original"
-# into the enum's ValueError message. Reported; these must move to a SyncError.
-KNOWN_DEEP_DEFECTS = {
-    ("push", ("operations", 0, "device_id")),
-    ("push", ("operations", 1, "device_id")),
-    ("push_response", ("results", 0, "original")),
-    ("result", ("original",)),
-}
-
-
 @pytest.mark.parametrize("container", ["list", "dict"])
 @pytest.mark.parametrize("name", sorted(set(MESSAGES) - {"hlc"}))
 def test_nesting_beyond_the_recursion_limit_is_a_sync_error(name, container):
@@ -391,15 +380,12 @@ def test_nesting_beyond_the_recursion_limit_is_a_sync_error(name, container):
             _decode(name, _replace(base, path, HUGE[0 if container == "list" else 1]))
         except RecursionError:
             escaped.add((name, path))
-    assert escaped == {d for d in KNOWN_DEEP_DEFECTS if d[0] == name}
+    assert escaped == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync._check.json_value: lone surrogate -> UnicodeEncodeError, not WrongType (reported)",
-)
 def test_lone_surrogate_in_a_field_is_a_sync_error():
-    _decode("operation", {**_example("operation"), "fields": {"findings": "x\ud800"}})
+    with pytest.raises(SyncError):
+        DECODERS["operation"]({**_example("operation"), "fields": {"findings": "x\ud800"}})
 
 
 _EXAMPLES: dict[str, Any] = {}
@@ -480,18 +466,10 @@ def _example(name: str) -> Any:
     }[name]
 
 
-def _hlc_known_defect(text: str) -> bool:
-    """HLC.parse uses ``$`` and ``\\d`` without re.ASCII: a trailing newline and non-ASCII
-    digits pass (reported). Excluded here, pinned by the xfail test below."""
-    return text.endswith("\n") or any(c.isdigit() and not c.isascii() for c in text)
-
-
 @FUZZ
 @given(st.one_of(hlcs, st.text(max_size=90), ODD_TEXT, hlcs.map(lambda h: h[:-1] + "é")))
 def test_hlc_parse_accepts_only_its_canonical_form(text):
     """A parsed HLC prints back as the text it came from."""
-    if _hlc_known_defect(text):
-        return
     try:
         parsed = HLC.parse(text)
     except SyncError:
@@ -499,7 +477,6 @@ def test_hlc_parse_accepts_only_its_canonical_form(text):
     assert str(parsed) == text
 
 
-@pytest.mark.xfail(strict=True, reason="HLC.parse regex: $ and \\d without re.ASCII (reported)")
 @pytest.mark.parametrize("text", ["1700000000000:00000:node\n", "١٧٠٠٠٠٠٠٠٠٠٠٠:00000:node"])
 def test_hlc_parse_refuses_newline_and_non_ascii_digits(text):
     with pytest.raises(SyncError):
