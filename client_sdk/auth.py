@@ -55,8 +55,9 @@ def unlock(store: Store, password: str) -> dict[str, Any]:
     verifier = store.get("verifier")
     user = store.get("user")
     if not verifier or not user:
-        raise AuthError("nobody has signed in on this device; log in online first",
-                        code="no_session")
+        raise AuthError(
+            "nobody has signed in on this device; log in online first", code="no_session"
+        )
     try:
         _HASHER.verify(verifier, password)
     except VerifyMismatchError:

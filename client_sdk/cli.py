@@ -24,10 +24,20 @@ __all__ = ["field"]
 
 
 @click.group()
-@click.option("--db", "db_path", envvar="LINLI_FIELD_DB", default="linli-field.sqlite3",
-              show_default=True, help="The device's local database file.")
-@click.option("--server", envvar="LINLI_FIELD_SERVER", default=None,
-              help="The Linli server's base URL, e.g. https://linli.example.gov.")
+@click.option(
+    "--db",
+    "db_path",
+    envvar="LINLI_FIELD_DB",
+    default="linli-field.sqlite3",
+    show_default=True,
+    help="The device's local database file.",
+)
+@click.option(
+    "--server",
+    envvar="LINLI_FIELD_SERVER",
+    default=None,
+    help="The Linli server's base URL, e.g. https://linli.example.gov.",
+)
 @click.pass_context
 def field(ctx: click.Context, db_path: str, server: str | None) -> None:
     """The field app of a grid worker: work offline, then sync."""
@@ -52,8 +62,13 @@ def _line(view: dict[str, Any], *names: str) -> str:
     return "  ".join([view["id"][:8], *(str(f.get(n, "")) for n in names)])
 
 
-_password = click.option("--password", envvar="LINLI_FIELD_PASSWORD", prompt=True,
-                         hide_input=True, help="Your password (prompted when not given).")
+_password = click.option(
+    "--password",
+    envvar="LINLI_FIELD_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    help="Your password (prompted when not given).",
+)
 
 
 @field.command()
@@ -105,12 +120,18 @@ def add_household(ctx: click.Context, grid: str, address: str, head_name: str | 
 @click.option("--household", default=None, help="Household id, if the visit was to one.")
 @click.option("--note", "notes", multiple=True, help="A note (repeat for several).")
 @click.pass_context
-def visit(ctx: click.Context, grid: str, findings: str | None, household: str | None,
-          notes: tuple[str, ...]) -> None:
+def visit(
+    ctx: click.Context,
+    grid: str,
+    findings: str | None,
+    household: str | None,
+    notes: tuple[str, ...],
+) -> None:
     """Record a door-to-door visit (走访)."""
     with _client(ctx) as client:
-        view = client.record_visit(grid_code=grid, findings=findings, household_id=household,
-                                   notes=list(notes))
+        view = client.record_visit(
+            grid_code=grid, findings=findings, household_id=household, notes=list(notes)
+        )
         click.echo(f"Saved visit {view['id']}.")
 
 
@@ -120,12 +141,14 @@ def visit(ctx: click.Context, grid: str, findings: str | None, household: str | 
 @click.option("--category", required=True, help="Dispute category code, e.g. 0201.")
 @click.option("--description", default=None, help="What happened.")
 @click.pass_context
-def dispute(ctx: click.Context, grid: str, title: str, category: str,
-            description: str | None) -> None:
+def dispute(
+    ctx: click.Context, grid: str, title: str, category: str, description: str | None
+) -> None:
     """Report a dispute found while screening (矛盾纠纷排查)."""
     with _client(ctx) as client:
-        view = client.screen_dispute(grid_code=grid, title=title, category=category,
-                                     description=description)
+        view = client.screen_dispute(
+            grid_code=grid, title=title, category=category, description=description
+        )
         click.echo(f"Saved dispute {view['id']}.")
 
 
@@ -136,8 +159,11 @@ def status(ctx: click.Context) -> None:
     with _client(ctx) as client:
         s = client.status()
         click.echo(f"{s['pending']} changes not yet synced.")
-        for key, label in (("rejected", "refused by the server"), ("conflicts", "conflicts"),
-                           ("returned", "records returned for rework")):
+        for key, label in (
+            ("rejected", "refused by the server"),
+            ("conflicts", "conflicts"),
+            ("returned", "records returned for rework"),
+        ):
             if s[key]:
                 click.echo(f"{s[key]} {label}.")
 
@@ -150,8 +176,9 @@ def _progress() -> Callable[[str, int, int | None], None]:
         width = 20
         fill = width if not total else width * done // max(total, 1)
         bar = "#" * fill + "-" * (width - fill)
-        click.echo(f"\r{phase:<9} [{bar}] {done}/{total if total is not None else '?'}   ",
-                   nl=False)
+        click.echo(
+            f"\r{phase:<9} [{bar}] {done}/{total if total is not None else '?'}   ", nl=False
+        )
 
     return show
 
@@ -162,9 +189,11 @@ def sync(ctx: click.Context) -> None:
     """Send your changes and fetch what changed in your grids."""
     with _client(ctx) as client:
         report = client.sync(progress=_progress())
-        click.echo(f"Sent {report.pushed} (conflicts {report.conflicts}, refused "
-                   f"{report.rejected}), received {report.pulled}, removed {report.removed} "
-                   f"in {report.duration:.1f}s.")
+        click.echo(
+            f"Sent {report.pushed} (conflicts {report.conflicts}, refused "
+            f"{report.rejected}), received {report.pulled}, removed {report.removed} "
+            f"in {report.duration:.1f}s."
+        )
 
 
 @field.command()
@@ -175,8 +204,10 @@ def conflicts(ctx: click.Context) -> None:
         for c in client.conflicts():
             click.echo(f"{c.record_id} {c.record_type}.{c.field}:")
             for v in c.values:
-                click.echo(f"    {json.dumps(v['value'], ensure_ascii=False)}  by {v['author']} "
-                           f"(device {str(v['device_id'])[:8]}, {v['hlc']})")
+                click.echo(
+                    f"    {json.dumps(v['value'], ensure_ascii=False)}  by {v['author']} "
+                    f"(device {str(v['device_id'])[:8]}, {v['hlc']})"
+                )
 
 
 @field.command()
@@ -185,8 +216,7 @@ def conflicts(ctx: click.Context) -> None:
 @click.argument("value")
 @click.option("--reason", required=True, help="Why this value (e.g. checked on site).")
 @click.pass_context
-def resolve(ctx: click.Context, record_id: str, field_name: str, value: str,
-            reason: str) -> None:
+def resolve(ctx: click.Context, record_id: str, field_name: str, value: str, reason: str) -> None:
     """Choose the value of a conflicting field (VALUE is JSON or plain text)."""
     try:
         parsed: Any = json.loads(value)
@@ -204,5 +234,7 @@ def returned(ctx: click.Context) -> None:
     with _client(ctx) as client:
         for view in client.returned():
             review = view["review"] or {}
-            click.echo(f"{view['id']} {view['type']}: {review.get('comment') or ''} "
-                       f"({review.get('by') or ''})")
+            click.echo(
+                f"{view['id']} {view['type']}: {review.get('comment') or ''} "
+                f"({review.get('by') or ''})"
+            )

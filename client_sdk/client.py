@@ -97,8 +97,9 @@ class Client(Records):
         if transport is None:
             transport = HTTPTransport(base_url, timeout=timeout) if base_url else _Offline()
         self.transport = transport
-        self.api = Api(transport, self.store, max_attempts=max_attempts, backoff=backoff,
-                       sleep=sleep)
+        self.api = Api(
+            transport, self.store, max_attempts=max_attempts, backoff=backoff, sleep=sleep
+        )
 
     def _device(self, wanted: str | None) -> str:
         stored = self.store.get("device_id")
@@ -126,8 +127,14 @@ class Client(Records):
 
     def login(self, username: str, password: str) -> dict[str, Any]:
         """Sign in online: registers this device, stores tokens and an offline verifier."""
-        return auth.login(self.api, self.store, username=username, password=password,
-                          device_id=self.device_id, device_name=self.device_name)
+        return auth.login(
+            self.api,
+            self.store,
+            username=username,
+            password=password,
+            device_id=self.device_id,
+            device_name=self.device_name,
+        )
 
     def unlock(self, password: str) -> dict[str, Any]:
         """Check the password offline (after one online login); raise InvalidCredentials."""
@@ -142,8 +149,14 @@ class Client(Records):
 
     def sync(self, *, progress: Progress | None = None) -> SyncReport:
         """Push the outbox and pull what changed in scope. Safe to interrupt and run again."""
-        return SyncPass(self.api, self.store, device_id=self.device_id, now_ms=self._now_ms,
-                        progress=progress, page_size=self._page_size).run()
+        return SyncPass(
+            self.api,
+            self.store,
+            device_id=self.device_id,
+            now_ms=self._now_ms,
+            progress=progress,
+            page_size=self._page_size,
+        ).run()
 
     def pending_count(self) -> int:
         """Local changes not yet acknowledged by the server."""
@@ -173,8 +186,7 @@ class Client(Records):
     def returned(self) -> list[dict[str, Any]]:
         """Records a reviewer returned (退回) for rework, with the comment in ``review``."""
         return [
-            v for v in self.store.views()
-            if (v.get("review") or {}).get("status") == "returned"
+            v for v in self.store.views() if (v.get("review") or {}).get("status") == "returned"
         ]
 
     def status(self) -> dict[str, Any]:

@@ -81,10 +81,23 @@ class Records:
         offset = self.store.get("clock_offset_ms", 0)
 
         def make(seq: int, base_version: int, last: str | None) -> Operation:
-            clock = HybridClock(self.device_id, now=lambda: self._now_ms() + offset,
-                                last=HLC.parse(last) if last else None, max_drift_ms=10**15)
-            return Operation(self.device_id, seq, kind, record_type, record_id, base_version,
-                             str(clock.now()), str(user.get("username", "")), **kw)
+            clock = HybridClock(
+                self.device_id,
+                now=lambda: self._now_ms() + offset,
+                last=HLC.parse(last) if last else None,
+                max_drift_ms=10**15,
+            )
+            return Operation(
+                self.device_id,
+                seq,
+                kind,
+                record_type,
+                record_id,
+                base_version,
+                str(clock.now()),
+                str(user.get("username", "")),
+                **kw,
+            )
 
         grid = kw.get("fields", {}).get("grid_code")
         return self.store.add_op(record_id, make, grid_code=grid)
@@ -99,8 +112,9 @@ class Records:
     def _live(self, record_id: str, record_type: str | None = None) -> dict[str, Any]:
         view = self.store.view(record_id)
         if view is None or view["deleted"] or (record_type and view["type"] != record_type):
-            raise RecordNotFound(f"no {record_type or 'record'} {record_id} on this device",
-                                 record_id=record_id)
+            raise RecordNotFound(
+                f"no {record_type or 'record'} {record_id} on this device", record_id=record_id
+            )
         return view
 
     def create_household(self, *, grid_code: str, address: str, **fields: Any) -> dict[str, Any]:
@@ -124,8 +138,9 @@ class Records:
         for text in notes or []:
             self._check_note(text)
         when = visited_at or datetime.now().astimezone().isoformat(timespec="seconds")
-        view = self._create("visit", {"grid_code": grid_code, "visited_at": when,
-                                      "findings": findings, **fields})
+        view = self._create(
+            "visit", {"grid_code": grid_code, "visited_at": when, "findings": findings, **fields}
+        )
         for text in notes or []:
             view = self.add_note(view["id"], text)
         return view
@@ -134,8 +149,9 @@ class Records:
         self, *, grid_code: str, title: str, category: str, **fields: Any
     ) -> dict[str, Any]:
         """Report a dispute found while screening (矛盾纠纷排查); it starts as ``reported``."""
-        return self._create("dispute", {"grid_code": grid_code, "title": title,
-                                        "category": category, **fields})
+        return self._create(
+            "dispute", {"grid_code": grid_code, "title": title, "category": category, **fields}
+        )
 
     def update(self, record_id: str, **fields: Any) -> dict[str, Any]:
         """Change some fields of a record (``None`` clears an optional field)."""
@@ -184,10 +200,13 @@ class Records:
         for step in view["collections"].get("steps", []):
             if "to" in step or "action" not in step:
                 continue  # decided by the server: already in the fields
-            params = {**step.get("params", {}), **({"opinion": step["opinion"]}
-                                                   if step.get("opinion") else {})}
-            decision = decide(case, step["action"], role, params, today=self._today(),
-                              rules=_rules())
+            params = {
+                **step.get("params", {}),
+                **({"opinion": step["opinion"]} if step.get("opinion") else {}),
+            }
+            decision = decide(
+                case, step["action"], role, params, today=self._today(), rules=_rules()
+            )
             if isinstance(decision, Allowed):
                 case = apply_transition(case, decision)
         return case
@@ -209,12 +228,17 @@ class Records:
         """
         view = self._live(dispute_id, "dispute")
         full = {**params, **({"opinion": opinion} if opinion else {})}
-        decision = decide(self._case(view), action, self._role(), full, today=self._today(),
-                          rules=_rules())
+        decision = decide(
+            self._case(view), action, self._role(), full, today=self._today(), rules=_rules()
+        )
         if not isinstance(decision, Allowed):
             raise IllegalTransition(decision.message, reason_code=str(decision.reason_code))
-        item = {"id": str(uuid.uuid4()), "action": str(action), "params": params,
-                "opinion": opinion}
+        item = {
+            "id": str(uuid.uuid4()),
+            "action": str(action),
+            "params": params,
+            "opinion": opinion,
+        }
         self._write(OpKind.APPEND, "dispute", dispute_id, collection="steps", item=item)
         return self.get(dispute_id)
 
@@ -228,12 +252,17 @@ class Records:
         return view
 
     def find(
-        self, record_type: str | None = None, *, grid_code: str | None = None,
-        include_deleted: bool = False, **equals: Any,
+        self,
+        record_type: str | None = None,
+        *,
+        grid_code: str | None = None,
+        include_deleted: bool = False,
+        **equals: Any,
     ) -> list[dict[str, Any]]:
         """Records of a type (and grid) whose fields equal ``equals``."""
         return [
-            v for v in self.store.views(record_type, grid_code)
+            v
+            for v in self.store.views(record_type, grid_code)
             if (include_deleted or not v["deleted"])
             and all(v["fields"].get(k) == val for k, val in equals.items())
         ]

@@ -113,8 +113,11 @@ class SyncPass:
 
     def run(self) -> SyncReport:
         started = time.perf_counter()
-        before = (self.api.counters.requests, self.api.counters.bytes_sent,
-                  self.api.counters.bytes_received)
+        before = (
+            self.api.counters.requests,
+            self.api.counters.bytes_sent,
+            self.api.counters.bytes_received,
+        )
         with sync_lock(self.store.path):
             hello = self.handshake()
             self.push(hello.max_batch)
@@ -137,8 +140,9 @@ class SyncPass:
         answer = self.api.call(f"{_API}/handshake", request.to_dict())
         hello = _decoded(HandshakeResponse.from_dict, answer, "handshake answer")
         if hello.protocol_version not in SUPPORTED_PROTOCOLS:
-            raise ProtocolError(f"the server chose protocol {hello.protocol_version}",
-                                code="protocol_unsupported")
+            raise ProtocolError(
+                f"the server chose protocol {hello.protocol_version}", code="protocol_unsupported"
+            )
         offset = hello.server_time_ms - self.now_ms()
         offset = 0 if abs(offset) < _SMALL_SKEW_MS else offset
         self.store.set(clock_offset_ms=offset)
@@ -147,8 +151,10 @@ class SyncPass:
         if hello.clock_skew_ms > hello.max_clock_drift_ms or (last and _wall(last) > limit):
             # Only ops stamped beyond the limit: the server refused those without a receipt,
             # so a new stamp under the same key is safe (an op it applied must stay identical).
-            self.restamp([op for op in self.store.pending() if _wall(op.hlc) > limit],
-                         reset=last is not None and _wall(last) > limit)
+            self.restamp(
+                [op for op in self.store.pending() if _wall(op.hlc) > limit],
+                reset=last is not None and _wall(last) > limit,
+            )
         self.progress("handshake", 1, 1)
         return hello
 
@@ -178,8 +184,9 @@ class SyncPass:
         pulled = 0
         self.progress("pull", 0, None)
         while True:
-            request = PullRequest(cursor, min(self.page_size, max_page),
-                                  self.store.get("scope", {}).get("token"))
+            request = PullRequest(
+                cursor, min(self.page_size, max_page), self.store.get("scope", {}).get("token")
+            )
             answer = self.api.call(f"{_API}/pull", request.to_dict())
             page = _decoded(PullResponse.from_dict, answer, "pull answer")
             with self.store.tx() as conn:
@@ -246,8 +253,7 @@ class SyncPass:
     def restamp(self, ops: list[Operation], *, reset: bool = True) -> None:
         """Give never-acknowledged ops fresh clock readings (server-corrected), same keys."""
         offset = self.store.get("clock_offset_ms", 0)
-        clock = HybridClock(self.device_id, now=lambda: self.now_ms() + offset,
-                            max_drift_ms=10**15)
+        clock = HybridClock(self.device_id, now=lambda: self.now_ms() + offset, max_drift_ms=10**15)
         with self.store.tx() as conn:
             count = 0
             for op in sorted(ops, key=lambda o: o.seq):
@@ -256,4 +262,3 @@ class SyncPass:
             if count or reset:
                 Store.put(conn, "hlc", str(clock.last) if count else None)
         self.report.restamped += count
-

@@ -1,7 +1,7 @@
 """Fixtures for the client SDK tests: devices on real SQLite files, the real app in process.
 
-    make_device(user=None, name="d1", **options) -> Client   a device (logged in when ``user``)
-    clock                                                   a settable fake physical clock (ms)
+make_device(user=None, name="d1", **options) -> Client   a device (logged in when ``user``)
+clock                                                   a settable fake physical clock (ms)
 """
 
 from __future__ import annotations

@@ -30,11 +30,17 @@ def test_sync_of_1000_changes_and_first_download_of_10000(make_user, make_device
     edits = time.perf_counter() - started
     thousand = writer.sync()
     assert thousand.pushed == 1000 and thousand.applied == 1000
-    print(f"\n10,000 local saves: {saved:.1f}s ({10_000 / saved:.0f}/s); "
-          f"push of 10,000: {bulk.duration:.1f}s, {bulk.requests} requests, "
-          f"{bulk.bytes_sent / 1e6:.2f} MB sent")
-    print(f"first download of 10,000: {first.duration:.1f}s, {first.requests} requests, "
-          f"{first.bytes_received / 1e6:.2f} MB received")
-    print(f"1,000 local edits: {edits:.2f}s; sync of 1,000 changes: {thousand.duration:.1f}s, "
-          f"{thousand.requests} requests, {thousand.bytes_sent / 1e3:.0f} kB sent, "
-          f"{thousand.bytes_received / 1e3:.0f} kB received")
+    print(
+        f"\n10,000 local saves: {saved:.1f}s ({10_000 / saved:.0f}/s); "
+        f"push of 10,000: {bulk.duration:.1f}s, {bulk.requests} requests, "
+        f"{bulk.bytes_sent / 1e6:.2f} MB sent"
+    )
+    print(
+        f"first download of 10,000: {first.duration:.1f}s, {first.requests} requests, "
+        f"{first.bytes_received / 1e6:.2f} MB received"
+    )
+    print(
+        f"1,000 local edits: {edits:.2f}s; sync of 1,000 changes: {thousand.duration:.1f}s, "
+        f"{thousand.requests} requests, {thousand.bytes_sent / 1e3:.0f} kB sent, "
+        f"{thousand.bytes_received / 1e3:.0f} kB received"
+    )

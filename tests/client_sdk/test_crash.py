@@ -41,8 +41,9 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_save(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     acknowledged: list[str] = []
     for _ in range(22):
-        child = subprocess.Popen([sys.executable, str(script), db_path], stdout=subprocess.PIPE,
-                                 env=env, text=True)
+        child = subprocess.Popen(
+            [sys.executable, str(script), db_path], stdout=subprocess.PIPE, env=env, text=True
+        )
         assert child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.0, 0.15))
         child.send_signal(signal.SIGKILL)

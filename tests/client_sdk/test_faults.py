@@ -57,8 +57,12 @@ def test_faults_lose_nothing_and_duplicate_nothing(make_user, make_device, seed)
         networks.append(FaultyNetwork(inner, rng, rate=0.4))
         return networks[-1]
 
-    devices = [make_device(make_user(grids=[GRID_1]), f"w{n}", transport=faulty,
-                           max_attempts=2, page_size=7) for n in range(3)]
+    devices = [
+        make_device(
+            make_user(grids=[GRID_1]), f"w{n}", transport=faulty, max_attempts=2, page_size=7
+        )
+        for n in range(3)
+    ]
     expected_notes: dict[str, int] = {}
     for round_ in range(4):
         for device in devices:
@@ -86,15 +90,22 @@ def test_faults_lose_nothing_and_duplicate_nothing(make_user, make_device, seed)
     first = sorted((v["id"], v["version"], v["fields"]["findings"]) for v in devices[0].visits())
     assert len(first) == len(expected_notes)
     for device in devices[1:]:
-        assert sorted((v["id"], v["version"], v["fields"]["findings"])
-                      for v in device.visits()) == first
+        assert (
+            sorted((v["id"], v["version"], v["fields"]["findings"]) for v in device.visits())
+            == first
+        )
 
 
 # --- no leak ----------------------------------------------------------------------------------
 
 GOOD_HANDSHAKE = {
-    "protocol_version": 1, "schema_version": 1, "server_time_ms": 1_780_000_000_000,
-    "clock_skew_ms": 0, "max_clock_drift_ms": 300_000, "max_batch": 500, "max_page": 2000,
+    "protocol_version": 1,
+    "schema_version": 1,
+    "server_time_ms": 1_780_000_000_000,
+    "clock_skew_ms": 0,
+    "max_clock_drift_ms": 300_000,
+    "max_batch": 500,
+    "max_page": 2000,
     "scope": {"prefixes": [GRID_1], "token": "t"},
 }
 
@@ -117,8 +128,9 @@ BROKEN = {
     "os_error": _raise(OSError("network unreachable")),
     "not_json": lambda r: httpx.Response(200, content=b"<html>captive portal</html>"),
     "bad_utf8": lambda r: httpx.Response(200, content=b"\xff\xfe\x00"),
-    "bad_gzip": lambda r: httpx.Response(200, content=b"not gzip",
-                                         headers={"Content-Encoding": "gzip"}),
+    "bad_gzip": lambda r: httpx.Response(
+        200, content=b"not gzip", headers={"Content-Encoding": "gzip"}
+    ),
     "json_list": lambda r: _json([1, 2, 3]),
     "json_null": lambda r: _json(None),
     "wrong_shape": lambda r: _json({"protocol_version": "one"}),
@@ -126,29 +138,52 @@ BROKEN = {
     "html_401": lambda r: httpx.Response(401, content=b"<h1>who?</h1>"),
     "error_not_object": lambda r: _json(["code"], status=400),
     "error_details_list": lambda r: _json({"code": 1, "message": None, "details": []}, 422),
-    "push_wrong_count": lambda r: _json(GOOD_HANDSHAKE) if r.url.path.endswith("handshake")
-    else _json({"results": [], "server_time_ms": 1}),
-    "push_bad_result": lambda r: _json(GOOD_HANDSHAKE) if r.url.path.endswith("handshake")
-    else _json({"results": [{"status": "exploded"}], "server_time_ms": 1}),
-    "pull_bad_change": lambda r: _json(GOOD_HANDSHAKE) if r.url.path.endswith("handshake")
-    else _json({"changes": [{"id": "x"}], "cursor": 1, "has_more": False,
-                "scope": GOOD_HANDSHAKE["scope"]}),
-    "pull_gzip_truncated": lambda r: _json(GOOD_HANDSHAKE) if r.url.path.endswith("handshake")
-    else httpx.Response(200, content=gzip.compress(b'{"changes": []')[:-5],
-                        headers={"Content-Encoding": "gzip"}),
+    "push_wrong_count": lambda r: (
+        _json(GOOD_HANDSHAKE)
+        if r.url.path.endswith("handshake")
+        else _json({"results": [], "server_time_ms": 1})
+    ),
+    "push_bad_result": lambda r: (
+        _json(GOOD_HANDSHAKE)
+        if r.url.path.endswith("handshake")
+        else _json({"results": [{"status": "exploded"}], "server_time_ms": 1})
+    ),
+    "pull_bad_change": lambda r: (
+        _json(GOOD_HANDSHAKE)
+        if r.url.path.endswith("handshake")
+        else _json(
+            {
+                "changes": [{"id": "x"}],
+                "cursor": 1,
+                "has_more": False,
+                "scope": GOOD_HANDSHAKE["scope"],
+            }
+        )
+    ),
+    "pull_gzip_truncated": lambda r: (
+        _json(GOOD_HANDSHAKE)
+        if r.url.path.endswith("handshake")
+        else httpx.Response(
+            200, content=gzip.compress(b'{"changes": []')[:-5], headers={"Content-Encoding": "gzip"}
+        )
+    ),
 }
 
 
 @pytest.mark.parametrize("mode", sorted(BROKEN))
 def test_no_lower_level_exception_leaks(tmp_path, mode):
-    transport = HTTPTransport("http://linli.test", timeout=1.0,
-                              http_transport=httpx.MockTransport(BROKEN[mode]))
-    with Client(db_path=tmp_path / "d.sqlite3", transport=transport, sleep=lambda s: None,
-                max_attempts=2) as device:
+    transport = HTTPTransport(
+        "http://linli.test", timeout=1.0, http_transport=httpx.MockTransport(BROKEN[mode])
+    )
+    with Client(
+        db_path=tmp_path / "d.sqlite3", transport=transport, sleep=lambda s: None, max_attempts=2
+    ) as device:
         with pytest.raises(ClientError):
             device.login("worker", "password")
-        device.store.set(tokens={"access": "a", "refresh": "r"},
-                         user={"username": "worker", "role": "grid_worker"})
+        device.store.set(
+            tokens={"access": "a", "refresh": "r"},
+            user={"username": "worker", "role": "grid_worker"},
+        )
         device.create_household(grid_code=GRID_1, address="a")
         if mode == "pull_bad_change":
             device.store.db.execute("DELETE FROM outbox")  # reach the pull phase

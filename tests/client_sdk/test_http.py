@@ -29,8 +29,10 @@ def server_url(app):
 
 def test_a_journey_over_real_http(server_url, make_user, tmp_path):
     worker = make_user(grids=[GRID_1])
-    with Client(base_url=server_url, db_path=tmp_path / "a.sqlite3", timeout=10) as a, \
-            Client(base_url=server_url, db_path=tmp_path / "b.sqlite3", timeout=10) as b:
+    with (
+        Client(base_url=server_url, db_path=tmp_path / "a.sqlite3", timeout=10) as a,
+        Client(base_url=server_url, db_path=tmp_path / "b.sqlite3", timeout=10) as b,
+    ):
         a.login(worker.username, worker.password)
         b.login(worker.username, worker.password)
         for n in range(30):  # big enough for gzip both ways

@@ -13,10 +13,16 @@ def test_a_worker_saves_offline_and_syncs(make_user, make_device):
     worker = make_user(grids=[GRID_1])
     device = make_device(worker)
     home = device.create_household(grid_code=GRID_1, address="幸福里 3-301", head_name="张三")
-    device.create_resident(grid_code=GRID_1, name="张三", household_id=home["id"],
-                           id_number=id_number(), phone="17012345678")
-    device.record_visit(grid_code=GRID_1, household_id=home["id"], findings="独居",
-                        notes=["下周复访"])
+    device.create_resident(
+        grid_code=GRID_1,
+        name="张三",
+        household_id=home["id"],
+        id_number=id_number(),
+        phone="17012345678",
+    )
+    device.record_visit(
+        grid_code=GRID_1, household_id=home["id"], findings="独居", notes=["下周复访"]
+    )
     assert device.pending_count() == 4
     seen = []
     report = device.sync(progress=lambda phase, done, total: seen.append(phase))
@@ -71,8 +77,10 @@ def test_three_devices_and_a_head_converge(make_user, make_device):
     for order in ([w2, head, w3, w1], [head, w1, w3, w2]):
         for device in order:
             device.sync()
-    views = {d: {v["id"]: _shared_view(v) for v in d.find(include_deleted=True)}
-             for d in (w1, w2, w3, head)}
+    views = {
+        d: {v["id"]: _shared_view(v) for v in d.find(include_deleted=True)}
+        for d in (w1, w2, w3, head)
+    }
     assert views[w1] == views[w2]
     assert set(views[head]) == set(views[w1]) | set(views[w3])
     for device in (w1, w2, w3):
@@ -128,8 +136,9 @@ def test_dispute_steps_and_an_illegal_one(app, login, make_user, make_device):
     worker = make_device(make_user(grids=[GRID_1]), "w")
     head_user = make_user(role="community_head")
     head = make_device(head_user, "head")
-    case = worker.screen_dispute(grid_code=GRID_1, title="楼上漏水", category="0201",
-                                 parties=["甲", "乙"], involved_count=2)
+    case = worker.screen_dispute(
+        grid_code=GRID_1, title="楼上漏水", category="0201", parties=["甲", "乙"], involved_count=2
+    )
     worker.sync()
     head.sync()
     assert head.get(case["id"])["fields"]["status"] == "reported"
@@ -161,8 +170,10 @@ def test_login_unlock_refresh_and_revocation(app, login, make_user, make_device)
     assert device.unlock(worker.password)["username"] == worker.username
     with pytest.raises(InvalidCredentials):
         device.unlock("wrong password")
-    assert worker.password not in device.store.db.execute("SELECT group_concat(value) FROM meta"
-                                                          ).fetchone()[0]
+    assert (
+        worker.password
+        not in device.store.db.execute("SELECT group_concat(value) FROM meta").fetchone()[0]
+    )
     # An expired access token is refreshed on the fly.
     before = device.store.get("tokens")
     device.store.set(tokens={**before, "access": _expired(app, device)})
@@ -187,5 +198,9 @@ def _expired(app, device):
     current = jwt.decode(device.store.get("tokens")["access"], options={"verify_signature": False})
     header = jwt.get_unverified_header(device.store.get("tokens")["access"])
     claims = {**current, "exp": current["iat"] - 60, "iat": current["iat"] - 120}
-    return jwt.encode(claims, app.config["SECRET_KEY"], algorithm=header["alg"],
-                      headers={k: v for k, v in header.items() if k not in ("alg", "typ")})
+    return jwt.encode(
+        claims,
+        app.config["SECRET_KEY"],
+        algorithm=header["alg"],
+        headers={k: v for k, v in header.items() if k not in ("alg", "typ")},
+    )

@@ -57,8 +57,14 @@ def test_missing_required_and_bad_grid_are_reported_per_field(offline_device):
 
 def test_valid_resident_with_sensitive_fields(offline_device):
     device = offline_device()
-    person = device.create_resident(grid_code=GRID_1, name="钱七", id_number=id_number(),
-                                    phone="17012345678", tags=["elderly_alone"], gender="F")
+    person = device.create_resident(
+        grid_code=GRID_1,
+        name="钱七",
+        id_number=id_number(),
+        phone="17012345678",
+        tags=["elderly_alone"],
+        gender="F",
+    )
     assert person["fields"]["id_number"] == id_number()
 
 

@@ -73,8 +73,9 @@ def test_a_changed_scope_purges_and_repulls(app, login, make_user, make_device):
     device.sync()
     admin = app.test_client()
     headers = login(make_user(role="street_admin")).headers
-    reply = admin.put(f"/api/v1/admin/users/{worker.id}/grids", json={"grids": [GRID_1]},
-                      headers=headers)
+    reply = admin.put(
+        f"/api/v1/admin/users/{worker.id}/grids", json={"grids": [GRID_1]}, headers=headers
+    )
     assert reply.status_code == 200, reply.get_json()
     report = device.sync()
     assert [h["fields"]["address"] for h in device.households()] == ["a"]
@@ -121,8 +122,13 @@ def test_small_pages_and_an_interrupted_pull_resume(make_user, make_device):
         def close(self):
             self.inner.close()
 
-    w2 = make_device(make_user(grids=[GRID_1]), "w2", transport=SignalLostAfterTwoPages,
-                     page_size=10, max_attempts=1)
+    w2 = make_device(
+        make_user(grids=[GRID_1]),
+        "w2",
+        transport=SignalLostAfterTwoPages,
+        page_size=10,
+        max_attempts=1,
+    )
     with pytest.raises(NetworkError):
         w2.sync()
     assert len(w2.households()) == 20 and w2.store.get("cursor") == cursors[-1]
@@ -145,8 +151,11 @@ def test_an_incompatible_server_is_a_protocol_error(make_user, make_device):
 
         def handle(self, request):
             if request.path.endswith("/handshake"):
-                body = {"code": "protocol_unsupported", "message": "update the app",
-                        "details": {"server": [2]}}
+                body = {
+                    "code": "protocol_unsupported",
+                    "message": "update the app",
+                    "details": {"server": [2]},
+                }
                 return Response(426, json.dumps(body).encode())
             return self.inner.handle(request)
 
@@ -168,11 +177,16 @@ def test_the_lock_holds_across_processes(make_user, make_device):
 
     device = make_device(make_user(grids=[GRID_1]))
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom client_sdk.syncpass import sync_lock\n"
-         "with sync_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(30)\n",
-         device.store.path],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom client_sdk.syncpass import sync_lock\n"
+            "with sync_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(30)\n",
+            device.store.path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
