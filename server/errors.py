@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import marshmallow as ma
 from flask import Flask, current_app
 from flask_smorest import Api
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 
@@ -156,6 +157,15 @@ def _handle_unexpected(error: Exception):
         # JSON may spell a lone surrogate ("\ud800"); no text column or UTF-8 encoder takes it.
         message = "The request contains text that is not valid Unicode (a lone surrogate)."
         return {"code": "invalid_text", "message": message, "details": {}}, 400
+    if isinstance(error, DataError) and "NUL (0x00)" in str(error.orig):
+        # PostgreSQL text columns refuse "\u0000", which JSON and SQLite accept.
+        message = "The request contains text with a NUL character."
+        return {"code": "invalid_text", "message": message, "details": {}}, 400
+    if isinstance(error, OperationalError) and "database is locked" in str(error.orig):
+        # SQLite's busy timeout ran out: transient, and every write is idempotent to retry.
+        current_app.logger.warning("SQLite busy timeout exceeded: %s", error.orig)
+        body = {"code": "busy", "message": "The server is busy; retry shortly.", "details": {}}
+        return body, 503, {"Retry-After": "1"}
     current_app.logger.exception("unhandled exception", exc_info=error)
     body = {"code": "internal", "message": "Internal server error.", "details": {}}
     return body, 500
