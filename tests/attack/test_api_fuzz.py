@@ -367,9 +367,9 @@ def test_json_nested_beyond_the_parser_is_400(client, make_user, login, path):
     assert_error(response, 400, "malformed_json")
 
 
-def test_lone_surrogates_are_400(client, make_user, login):
-    """JSON may spell "\\ud800"; no UTF-8 encoder or text column takes it (was a 500). In a push
-    field value it still costs the whole batch until sync._check refuses it per operation."""
+def test_lone_surrogates_are_refused_not_500(client, make_user, login):
+    """JSON may spell "\\ud800"; no UTF-8 encoder or text column takes it (both were 500s).
+    At login it is a 400; in a pushed field it is that one operation's rejection."""
     session = login(make_user())
     login_body = {"username": "a<S>", "password": "x", "device_id": session.device_id}
     op = {
@@ -382,16 +382,25 @@ def test_lone_surrogates_are_400(client, make_user, login):
         "hlc": "1700000000000:00000:d",
         "fields": {"grid_code": GRID_1, "address": "<S>"},
     }
-    push_body = {"device_id": session.device_id, "operations": [op]}
-    for path, body in (
-        ("/api/v1/auth/login", login_body),
-        ("/api/v1/sync/push", push_body),
-    ):
-        text = json.dumps(body).replace("<S>", "\\udfff")  # JSON's spelling of a lone surrogate
-        response = client.post(
+    good = {
+        **op,
+        "seq": 2,
+        "record_id": str(uuid.uuid4()),
+        "fields": {"grid_code": GRID_1, "address": "1号楼"},
+    }
+    push_body = {"device_id": session.device_id, "operations": [op, good]}
+
+    def send(path: str, body: Any) -> Any:
+        text = json.dumps(body).replace("<S>", "\\udfff")  # JSON's spelling of a surrogate
+        return client.post(
             path, data=text, content_type="application/json", headers=session.headers
         )
-        assert_error(response, 400, "invalid_text")
+
+    assert_error(send("/api/v1/auth/login", login_body), 400, "invalid_text")
+    response = send("/api/v1/sync/push", push_body)
+    assert response.status_code == 200, response.get_json()
+    statuses = [r["status"] for r in response.get_json()["results"]]
+    assert statuses == ["rejected", "applied"]
 
 
 def test_a_null_operation_is_rejected_in_place(client, make_user, login):
@@ -410,3 +419,13 @@ def test_gzip_body_is_not_inflated_for_an_anonymous_caller(client):
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert_error(response, 401, "missing_token")
+
+
+def test_nul_characters_are_not_a_500_on_either_database(any_app):
+    """PostgreSQL text refuses NUL (was a 500 at login, found by the fuzzer); SQLite keeps it."""
+    body = {"username": "a\u0000b", "password": "x", "device_id": str(uuid.uuid4())}
+    response = any_app.test_client().post("/api/v1/auth/login", json=body)
+    if any_app.config["DATABASE_URL"].startswith("postgresql"):
+        assert_error(response, 400, "invalid_text")
+    else:
+        assert_error(response, 401, "invalid_credentials")

@@ -59,6 +59,7 @@ ODD_TEXT = st.sampled_from(
         "",
         " ",
         "\x00",
+        "\ud800",  # a lone surrogate: JSON can spell it, UTF-8 cannot encode it
         "\u202e\u200b",  # right-to-left override, zero-width space
         "١٧٠٠٠٠٠٠٠٠٠٠٠",  # Arabic-Indic digits (str.isdigit() is True)
         "1700000000000:00000:node\n",
