@@ -1,0 +1,944 @@
+"""A chaos world for end-to-end sync testing: the real server, real SDK clients, real faults.
+
+One :class:`World` is the Flask app in process on a SQLite file, 2-5 :class:`client_sdk.Client`
+devices (grid workers of two grids of one community, and the community head) with their own
+SQLite files, and a :class:`ChaosTransport` in front of every device that loses, duplicates,
+delays and reorders requests, breaks a push with a real database fault (a trigger that raises on
+the Nth write), kills the device mid-sync, or revokes it. A :class:`Model` remembers every
+answer the server gave on the wire, so the checks never trust the server's own memory.
+
+A schedule is a list of steps, plain tuples such as ``("sync", 0, "hold", 1)``; :meth:`World.play`
+runs one, :meth:`World.check` checks the invariants that hold after every step (docs/protocol.md
+§8 and DESIGN.md §4), and :meth:`World.heal_and_check` turns faults off, lets everyone sync twice
+and checks convergence, nothing lost, idempotent replay. Tests (tests/e2e) drive it from a
+hypothesis state machine; ``python -m linli.soak`` from seeded random schedules.
+
+Every check raises :class:`Violation` (an ``AssertionError``) naming the invariant.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gzip
+import json
+import logging
+import random
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from client_sdk import AppTransport, Client, ClientError, DeviceRevoked, NetworkError
+from client_sdk.transport import Request, Response
+from server import accounts, actions, create_app
+from server.errors import APIError
+from server.extensions import db
+from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of
+from server.passwords import hash_password
+from server.scope import Scope
+from sync import DELETED, TRANSIENT_REASONS, Operation, OpKind, RecordState, Write
+
+__all__ = [
+    "FAULTS",
+    "GRID_1",
+    "GRID_2",
+    "Harness",
+    "KillSwitch",
+    "Violation",
+    "World",
+    "random_schedule",
+    "random_step",
+    "run_schedule",
+]
+
+COMMUNITY = "990101001001"
+GRID_1 = "990101001001001"
+GRID_2 = "990101001001002"
+GRIDS = (GRID_1, GRID_2)
+PASSWORD = "chaos-password-1"
+YEAR_MS = 365 * 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+# Device slots: slot i is client i of a world. Two grids, one community head.
+SLOTS = (
+    ("w1", "grid_worker", (GRID_1,)),
+    ("head", "community_head", ()),
+    ("w2", "grid_worker", (GRID_2,)),
+    ("w3", "grid_worker", (GRID_1,)),
+    ("w4", "grid_worker", (GRID_2,)),
+)
+WORKERS = tuple(name for name, role, _ in SLOTS if role == "grid_worker")
+
+# --- the step vocabulary (shared by the hypothesis machine and the seeded soak driver) --------
+
+RECORD_TYPES = ("visit", "resident", "household", "dispute")
+VALUES = ("甲", "乙", "丙")
+FIELDS = {
+    "visit": (
+        ("findings", VALUES), ("visit_type", ("routine", "key", "policy")), ("address", VALUES),
+    ),
+    "resident": (("name", VALUES), ("note", VALUES), ("gender", ("F", "M", "F"))),
+    "household": (("address", VALUES), ("head_name", VALUES), ("note", VALUES)),
+    "dispute": (
+        ("title", VALUES), ("description", VALUES), ("risk_grade", ("low", "medium", "high")),
+    ),
+}
+STEP_PARAMS: dict[str, dict[str, Any]] = {
+    "accept": {}, "start": {}, "close": {}, "approve_extension": {},
+    "reject": {"reason": "不属实"},
+    "assign": {"responsible_unit": "司法所", "responsible_person": "李明"},
+    "resolve": {"mediation_outcome": "oral_agreement"},
+    "follow_up": {"note": "回访满意"},
+    "return": {"target_status": "accepted", "reason": "补充材料"},
+    "escalate": {"reason": "情况复杂"},
+    "request_extension": {"days": 10, "reason": "当事人外出"},
+    "refuse_extension": {"reason": "无必要"},
+    "supervise": {"level": "yellow", "note": "加快办理"},
+}
+CONSOLE = ("approve", "return", "resolve", "move")
+CLOCK_JUMPS = (YEAR_MS, -YEAR_MS, -HOUR_MS, 0)  # 0: set the clock right again
+FAULTS = (
+    "none", "lose_request", "lose_response", "duplicate", "hold", "server_error",
+    "kill", "kill_after", "revoke", "edit_during",
+)
+_PUSH_ONLY = frozenset({"hold", "server_error"})
+# Rows the database-fault triggers count; the Nth write inside the push raises.
+_FAULT_TRIGGERS = (
+    ("UPDATE", "sync_counter"), ("INSERT", "record"), ("UPDATE", "record"),
+    ("INSERT", "removal"), ("INSERT", "sync_op"), ("INSERT", "audit_entry"),
+)
+# Parameter ranges of each step kind: index i of the tuple is the range of argument i.
+STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
+    "create": (range(5), RECORD_TYPES, range(5), range(3)),
+    "update": (range(5), range(8), range(3), range(3)),
+    "delete": (range(5), range(8)),
+    "note": (range(5), range(8), range(3)),
+    "resolve": (range(5), range(8), range(3)),
+    "advance": (range(5), range(8), range(6)),
+    "console": (CONSOLE, range(8), range(3)),
+    "reassign": (range(len(WORKERS)), range(3)),
+    "clock": (range(5), range(len(CLOCK_JUMPS))),
+    "sync": (range(5), ("none",), range(1)),
+    "sync_faulty": (range(5), FAULTS[1:], range(4)),
+    "sync_all": (range(2),),
+    "deliver_held": (range(2),),
+}
+STEP_WEIGHTS = {
+    "create": 3, "update": 6, "delete": 1, "note": 1, "resolve": 2, "advance": 2, "console": 2,
+    "reassign": 1, "clock": 1, "sync": 3, "sync_faulty": 4, "sync_all": 2, "deliver_held": 1,
+}
+
+
+def random_step(rng: random.Random) -> tuple[Any, ...]:
+    """One step drawn from :data:`STEP_SPACE` (the soak's driver)."""
+    kind = rng.choices(list(STEP_WEIGHTS), weights=list(STEP_WEIGHTS.values()))[0]
+    args = tuple(rng.choice(tuple(space)) for space in STEP_SPACE[kind])
+    if kind == "sync_faulty":
+        return ("sync", *args)
+    return (kind, *args)
+
+
+def random_schedule(seed: int, max_steps: int = 20) -> tuple[int, list[tuple[Any, ...]]]:
+    """The schedule of ``seed``: a number of devices and a list of steps. Reproducible."""
+    rng = random.Random(seed)
+    steps = rng.randint(max(1, max_steps // 2), max_steps)
+    return rng.randint(2, 5), [random_step(rng) for _ in range(steps)]
+
+
+class Violation(AssertionError):
+    """An invariant does not hold. ``invariant`` names it."""
+
+    def __init__(self, invariant: str, message: str) -> None:
+        super().__init__(f"[{invariant}] {message}")
+        self.invariant = invariant
+
+
+class KillSwitch(BaseException):  # not an error: the device process dies here
+    """Raised by the chaos transport: the app is killed; nothing below may catch it."""
+
+
+def _tmp_base() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else None
+
+
+def _device_id(slot: int, generation: int) -> str:
+    return f"00000000-0000-4000-8000-{slot:06d}{generation:06d}"
+
+
+# --- the server and the template every world starts from -------------------------------------
+
+
+class Harness:
+    """The app (one per process) and a template: users, logged-in devices, first sync done."""
+
+    _shared: Harness | None = None
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="linli-chaos-", dir=_tmp_base()))
+        self.live = self.root / "server.sqlite3"
+        self.template = self.root / "template"
+        self.template.mkdir()
+        self.app = create_app({
+            "TESTING": True,
+            "INSTANCE_PATH": str(self.root / "instance"),
+            "DATABASE_URL": f"sqlite:///{self.live}",
+            "SECRET_KEY": "chaos-" + "k" * 40,
+            "SYNC_MAX_BATCH": 3,
+        })
+        self.app.logger.setLevel(logging.CRITICAL)  # injected faults are logged as 500s
+        self.user_ids: dict[str, int] = {}
+        with self.app.app_context():
+            db.create_all()
+            for code in (*GRIDS, COMMUNITY):
+                chain = [code]
+                while (parent := parent_code_of(chain[-1])) is not None:
+                    chain.append(parent)
+                for unit in reversed(chain):
+                    if db.session.get(AdminUnit, unit) is None:
+                        db.session.add(AdminUnit(code=unit, name=f"Unit {unit}",
+                                                 level=level_of(unit).value,
+                                                 parent_code=parent_code_of(unit)))
+                        db.session.flush()
+            for name, role, grids in SLOTS:
+                user = User(username=name, display_name=name.upper(), role=role,
+                            unit_code=COMMUNITY, password_hash=hash_password(PASSWORD),
+                            grids=[UserGrid(grid_code=g) for g in grids])
+                db.session.add(user)
+                db.session.flush()
+                self.user_ids[name] = user.id
+            db.session.commit()
+        clients = [
+            Client(db_path=self.template / f"c{slot}.sqlite3", device_id=_device_id(slot, 0),
+                   transport=AppTransport(self.app), sleep=lambda s: None, page_size=3)
+            for slot in range(len(SLOTS))
+        ]
+        for client, (name, _, _) in zip(clients, SLOTS, strict=True):
+            client.login(name, PASSWORD)
+        # Records every device already holds, so that schedules start with shared work.
+        w1, w2 = clients[0], clients[2]
+        w1.record_visit(grid_code=GRID_1, findings=VALUES[0], visit_type="routine")
+        w1.create_household(grid_code=GRID_1, address=VALUES[0])
+        w1.screen_dispute(grid_code=GRID_1, title=VALUES[0], category="01")
+        w2.create_resident(grid_code=GRID_2, name=VALUES[0])
+        w2.record_visit(grid_code=GRID_2, findings=VALUES[0], visit_type="key")
+        for client in (*clients, *clients):
+            client.sync()
+        for client in clients:
+            client.close()
+        self._dispose()
+        shutil.copy(self.live, self.template / "server.sqlite3")
+
+    @classmethod
+    def shared(cls) -> Harness:
+        """One harness per process (building it costs about a second)."""
+        if cls._shared is None:
+            cls._shared = cls()
+            atexit.register(cls._shared.close)
+        return cls._shared
+
+    def _dispose(self) -> None:
+        with self.app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+        with contextlib.closing(sqlite3.connect(self.live)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def reset_server(self) -> None:
+        """Put the server database back to the template."""
+        with self.app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.live}{suffix}").unlink(missing_ok=True)
+        shutil.copy(self.template / "server.sqlite3", self.live)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._dispose()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- the reference model: what the server said on the wire ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The server's first final answer for a key (transient refusals are not final)."""
+
+    op: dict[str, Any]
+    digest: str
+    outcome: str  # applied | conflict | rejected
+    version: int | None
+
+
+def _writes(op: Operation, version: int | None) -> dict[str, Write]:
+    if op.kind is OpKind.DELETE:
+        values: dict[str, Any] = {DELETED: True}
+    elif op.kind in (OpKind.CREATE, OpKind.UPDATE, OpKind.RESOLVE):
+        values = {DELETED: False, **op.fields}
+        values[DELETED] = values[DELETED] is True
+    else:
+        return {}
+    return {
+        f: Write(v, version or 0, op.hlc, op.device_id, op.seq, op.author, op.base_version)
+        for f, v in values.items()
+    }
+
+
+@dataclass
+class Model:
+    """Every final answer the server gave, and every write people made in the console."""
+
+    final: dict[str, Answer] = field(default_factory=dict)
+    server_writes: list[tuple[str, str, Write]] = field(default_factory=list)
+
+    def acked(self) -> Iterator[tuple[str, Answer]]:
+        return ((k, a) for k, a in self.final.items() if a.outcome in ("applied", "conflict"))
+
+    def observe_push(self, body: dict[str, Any], answer: dict[str, Any]) -> None:
+        for op, result in zip(body["operations"], answer["results"], strict=True):
+            self.answer(op, result)
+
+    def answer(self, op: dict[str, Any], result: dict[str, Any]) -> None:
+        key = f"{op['device_id']}:{op['seq']}"
+        digest = Operation.from_dict(op).digest()
+        status, reason = result["status"], result.get("reason")
+        if status == "rejected" and reason in TRANSIENT_REASONS:
+            return
+        first = self.final.get(key)
+        if first is None:
+            if status == "duplicate" or reason == "key_reused":
+                raise Violation("idempotency", f"{key} answered {status} ({reason}) although "
+                                "the server never answered it before")
+            self.final[key] = Answer(op, digest, status, result.get("version"))
+        elif digest != first.digest:
+            if (status, reason) != ("rejected", "key_reused"):
+                raise Violation("idempotency", f"{key} reused with another payload and "
+                                f"answered {status}, not rejected key_reused")
+        elif (status, result.get("original"), result.get("version")) != (
+            "duplicate", first.outcome, first.version,
+        ):
+            raise Violation("idempotency", f"{key} replayed: first {first.outcome} "
+                            f"v{first.version}, now {status}/{result.get('original')} "
+                            f"v{result.get('version')}")
+
+    def server_write(self, record_id: str, name: str, value: Any, version: int, base: int) -> None:
+        self.server_writes.append(
+            (record_id, name, Write(value, version, "", "server", 0, "console", base))
+        )
+
+
+# --- the devices and their transport ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: str
+    at: int  # which sync request of the pass (0: the handshake)
+
+
+@dataclass(eq=False)
+class Device:
+    """The harness's side of one device: its client and what the harness made it do."""
+
+    slot: int
+    user: str
+    generation: int
+    path: Path
+    client: Client = field(init=False)
+    skew: int = 0
+    made: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> op as written
+    latest: dict[tuple[str, str], str] = field(default_factory=dict)  # (record, field) -> key
+    last_cursor: int = 0
+    restarted: bool = False  # a reset or a full re-pull was seen since the last check
+    scope_stale: bool = False  # the user's scope changed; not yet synced since
+
+    @property
+    def device_id(self) -> str:
+        return _device_id(self.slot, self.generation)
+
+    def __str__(self) -> str:
+        return f"{self.user}#{self.generation}"
+
+
+class ChaosTransport:
+    """Sits in front of one device; injects the armed fault into one sync request of a pass."""
+
+    def __init__(self, world: World, device: Device) -> None:
+        self.world, self.device = world, device
+        self.fault: Fault | None = None
+        self.count = 0
+
+    def arm(self, fault: Fault | None) -> None:
+        self.fault, self.count = fault, 0
+
+    def handle(self, request: Request) -> Response:
+        world = self.world
+        if "/sync/" not in request.path:
+            return world.wire.handle(request)  # sign-in and refresh: never faulted
+        index, self.count = self.count, self.count + 1
+        fault, is_push = self.fault, request.path.endswith("/sync/push")
+        at = fault.at % 2 if fault is not None and fault.kind in _PUSH_ONLY else None
+        if fault is None or index < (fault.at if at is None else at) or (
+            at is not None and not is_push
+        ):
+            return world.deliver(request, self.device)
+        self.fault = None
+        kind = fault.kind
+        world.stats[f"fault.{kind}"] += 1
+        if kind == "lose_request":
+            raise NetworkError("chaos: the request was lost")
+        if kind == "hold":
+            world.held.append(request)
+            raise NetworkError("chaos: the request is delayed")
+        if kind == "kill":
+            raise KillSwitch("chaos: killed before the request was sent")
+        if kind == "revoke":
+            world.revoke(self.device)
+        elif kind == "edit_during":
+            world.edit_during(self.device)
+        elif kind == "server_error":
+            with world.database_fault(index % 7):
+                return world.deliver(request, self.device)
+        response = world.deliver(request, self.device)
+        if kind == "lose_response":
+            raise NetworkError("chaos: the response was lost")
+        if kind == "kill_after":
+            raise KillSwitch("chaos: killed before the response was applied")
+        if kind == "duplicate":
+            return world.deliver(request, self.device)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+# --- the world ---------------------------------------------------------------------------------
+
+
+def _body(request: Request) -> dict[str, Any]:
+    content = request.content
+    if request.headers.get("Content-Encoding") == "gzip":
+        content = gzip.decompress(content)
+    return json.loads(content)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    grid_code: str
+    version: int
+    seq: int
+    state: str
+    snapshot: str
+
+
+class World:
+    """One schedule's world: ``play`` steps, ``check`` after each, ``heal_and_check`` last."""
+
+    def __init__(self, harness: Harness, n_clients: int) -> None:
+        if not 1 <= n_clients <= len(SLOTS):
+            raise ValueError(f"1-{len(SLOTS)} clients")
+        harness.reset_server()
+        self.harness, self.app = harness, harness.app
+        self.dir = Path(tempfile.mkdtemp(prefix="world-", dir=harness.root))
+        self.wire = AppTransport(self.app)
+        self.model = Model()
+        self.held: list[Request] = []
+        self.server_db = sqlite3.connect(harness.live, isolation_level=None, timeout=10)
+        # Every record id the harness created, in order (the template's first).
+        self.records: list[str] = [
+            r[0] for r in self.server_db.execute("SELECT id FROM record ORDER BY seq")
+        ]
+        self.grids = {name: tuple(grids) for name, _, grids in SLOTS}
+        self.faults_on = True
+        self.stats: Counter[str] = Counter()  # what the schedule exercised
+        self.retired: list[Device] = []
+        self.devices: list[Device] = []
+        for slot in range(n_clients):
+            dev = Device(slot, SLOTS[slot][0], 0, self.dir / f"c{slot}g0.sqlite3")
+            shutil.copy(harness.template / f"c{slot}.sqlite3", dev.path)
+            self._open(dev)
+            self.devices.append(dev)
+
+    def _open(self, dev: Device) -> None:
+        dev.client = Client(db_path=dev.path, device_id=dev.device_id,
+                            transport=ChaosTransport(self, dev), sleep=lambda s: None,
+                            clock=lambda: int(time.time() * 1000) + dev.skew, max_attempts=2,
+                            page_size=3)
+
+    def close(self) -> None:
+        for dev in self.devices:
+            with contextlib.suppress(Exception):
+                dev.client.close()
+        self.server_db.close()
+        self.wire.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- the wire -----------------------------------------------------------------------------
+
+    def deliver(self, request: Request, device: Device | None = None) -> Response:
+        """Send ``request`` to the server and remember what it answered."""
+        response = self.wire.handle(request)
+        if response.status == 200:
+            if request.path.endswith("/sync/push"):
+                answer = json.loads(response.content)
+                self.stats.update(f"push.{r['status']}.{r.get('reason') or r.get('original') or ''}"
+                                  for r in answer["results"])
+                self.model.observe_push(_body(request), answer)
+            elif request.path.endswith("/sync/pull") and device is not None and (
+                _body(request)["cursor"] == 0 or json.loads(response.content)["reset"]
+            ):
+                device.restarted = True
+        return response
+
+    @contextlib.contextmanager
+    def database_fault(self, nth: int) -> Iterator[None]:
+        """Triggers that make the ``nth`` row written (0-based) raise: a real database error."""
+        conn = self.server_db
+        conn.execute("CREATE TABLE chaos_fault (n INTEGER)")
+        conn.execute("INSERT INTO chaos_fault VALUES (?)", [nth])
+        for i, (event, table) in enumerate(_FAULT_TRIGGERS):
+            conn.execute(
+                f"CREATE TRIGGER chaos_fault_{i} BEFORE {event} ON {table} BEGIN "
+                "UPDATE chaos_fault SET n = n - 1; "
+                "SELECT RAISE(ABORT, 'chaos: injected database fault') "
+                "WHERE (SELECT n FROM chaos_fault) < 0; END"
+            )
+        try:
+            yield
+        finally:
+            for i in range(len(_FAULT_TRIGGERS)):
+                conn.execute(f"DROP TRIGGER IF EXISTS chaos_fault_{i}")
+            conn.execute("DROP TABLE chaos_fault")
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def play(self, step: tuple[Any, ...]) -> None:
+        getattr(self, f"do_{step[0]}")(*step[1:])
+
+    def _dev(self, index: int) -> Device:
+        return self.devices[index % len(self.devices)]
+
+    def _edit(self, dev: Device, action: Any, *args: Any, **kwargs: Any) -> None:
+        """Run one local edit and remember the operations it wrote."""
+        first = dev.client.store.get("next_seq", 1)
+        with contextlib.suppress(ClientError):
+            action(*args, **kwargs)
+        rows = dev.client.store.db.execute(
+            "SELECT op FROM outbox WHERE seq >= ? ORDER BY seq", [first]
+        ).fetchall()
+        for (text,) in rows:
+            op = json.loads(text)
+            key = f"{op['device_id']}:{op['seq']}"
+            dev.made[key] = op
+            if op["kind"] == "create" and op["record_id"] not in self.records:
+                self.records.append(op["record_id"])
+            for name in op.get("fields", {}):
+                dev.latest[(op["record_id"], name)] = key
+
+    def _visible(self, dev: Device, live: bool = True) -> list[dict[str, Any]]:
+        views = {v["id"]: v for v in dev.client.store.views()}
+        found = [views[r] for r in self.records if r in views]
+        return [v for v in found if not (live and v["deleted"])]
+
+    def _pick(self, dev: Device, index: int, *, live: bool = True,
+              rtype: str | None = None) -> dict[str, Any] | None:
+        views = [v for v in self._visible(dev, live) if rtype in (None, v["type"])]
+        return views[index % len(views)] if views else None
+
+    def _grids_of(self, user: str) -> tuple[str, ...]:
+        return self.grids[user] if user in WORKERS else GRIDS
+
+    def do_create(self, dev_index: int, rtype: str, grid_choice: int, value: int) -> None:
+        dev = self._dev(dev_index)
+        grids = self._grids_of(dev.user)
+        grid = grids[grid_choice % len(grids)]
+        if grid_choice == 4 and dev.user in WORKERS:  # on purpose outside the scope: forbidden
+            grid = next((g for g in GRIDS if g not in grids), grid)
+        text, c = VALUES[value], dev.client
+        if rtype == "visit":
+            self._edit(dev, c.record_visit, grid_code=grid, findings=text, visit_type="routine")
+        elif rtype == "resident":
+            self._edit(dev, c.create_resident, grid_code=grid, name=text)
+        elif rtype == "household":
+            self._edit(dev, c.create_household, grid_code=grid, address=text)
+        else:
+            self._edit(dev, c.screen_dispute, grid_code=grid, title=text, category="01")
+
+    def do_update(self, dev_index: int, pick: int, field_index: int, value: int) -> None:
+        dev = self._dev(dev_index)
+        if view := self._pick(dev, pick):
+            name, values = FIELDS[view["type"]][field_index % 3]
+            self._edit(dev, dev.client.update, view["id"], **{name: values[value % 3]})
+
+    def do_delete(self, dev_index: int, pick: int) -> None:
+        dev = self._dev(dev_index)
+        if view := self._pick(dev, pick):
+            self._edit(dev, dev.client.delete, view["id"])
+
+    def do_note(self, dev_index: int, pick: int, value: int) -> None:
+        dev = self._dev(dev_index)
+        if view := self._pick(dev, pick):
+            self._edit(dev, dev.client.add_note, view["id"], f"备注{VALUES[value]}")
+
+    def do_resolve(self, dev_index: int, pick: int, choice: int) -> None:
+        dev = self._dev(dev_index)
+        views = [v for v in self._visible(dev, live=False) if v["conflicts"]]
+        if views:
+            view = views[pick % len(views)]
+            name = sorted(view["conflicts"])[0]
+            competing = view["conflicts"][name]
+            value = competing[choice % len(competing)]["value"]
+            if name == DELETED:
+                value = bool(value)
+            self._edit(dev, dev.client.resolve, view["id"], name, value, "现场核实")
+
+    def do_advance(self, dev_index: int, pick: int, choice: int) -> None:
+        dev = self._dev(dev_index)
+        if view := self._pick(dev, pick, rtype="dispute"):
+            try:
+                allowed = dev.client.allowed_actions(view["id"])
+            except ClientError:
+                return
+            if allowed:
+                action = allowed[choice % len(allowed)]
+                self._edit(dev, dev.client.advance, view["id"], action, **STEP_PARAMS[action])
+
+    def do_console(self, kind: str, pick: int, choice: int) -> None:
+        """The community head acts in the console: review, resolve a conflict, move a record."""
+        server = self.server_records()
+        ids = [r for r in self.records if r in server]
+        if not ids:
+            return
+        rid = ids[pick % len(ids)]
+        before = server[rid]
+        with self.app.app_context():
+            head = db.session.get(User, self.harness.user_ids["head"])
+            scope = Scope.for_user(head)
+            try:
+                if kind in ("approve", "return"):
+                    decision = "approved" if kind == "approve" else "returned"
+                    comment = "请补充" if kind == "return" else None
+                    actions.review(head, scope, rid, decision, comment)
+                elif kind == "resolve":
+                    conflicts = RecordState.from_dict(json.loads(before.state)).conflicts()
+                    if not conflicts:
+                        return
+                    name = sorted(conflicts)[0]
+                    value = conflicts[name][choice % len(conflicts[name])].value
+                    value = bool(value) if name == DELETED else value
+                    rec = actions.resolve(head, scope, rid, name, value, "电话核实")
+                    self.model.server_write(rid, name, value, rec.state.version, before.version)
+                elif kind == "move":
+                    target = GRID_2 if before.grid_code == GRID_1 else GRID_1
+                    rec = actions.move(head, scope, rid, target)
+                    self.model.server_write(rid, "grid_code", target, rec.state.version,
+                                            before.version)
+                self.stats[f"console.{kind}"] += 1
+            except APIError:
+                db.session.rollback()
+
+    def do_reassign(self, worker: int, choice: int) -> None:
+        """An admin changes a worker's grids (the scope token changes: devices reset)."""
+        name = WORKERS[worker % len(WORKERS)]
+        home = dict((n, g) for n, _, g in SLOTS)[name]
+        other = tuple(g for g in GRIDS if g not in home)
+        grids = (other, GRIDS, home)[choice % 3]
+        if grids == self.grids[name]:
+            return
+        with self.app.app_context():
+            accounts.set_grids("chaos", self.harness.user_ids[name], grids)
+            db.session.commit()
+        self.grids[name] = grids
+        for dev in self.devices:
+            if dev.user == name:
+                dev.scope_stale = True
+
+    def do_clock(self, dev_index: int, jump: int) -> None:
+        dev = self._dev(dev_index)
+        delta = CLOCK_JUMPS[jump % len(CLOCK_JUMPS)]
+        dev.skew = dev.skew + delta if delta else 0
+
+    def do_sync(self, dev_index: int, fault: str = "none", at: int = 0) -> None:
+        dev = self._dev(dev_index)
+        transport = dev.client.transport
+        assert isinstance(transport, ChaosTransport)
+        transport.arm(Fault(fault, at) if self.faults_on and fault != "none" else None)
+        try:
+            dev.client.sync()
+        except KillSwitch:
+            self.stats["sync.killed"] += 1
+            self._reopen(dev)
+            return
+        except DeviceRevoked:
+            self.stats["sync.revoked"] += 1
+            self._retire(dev)
+            return
+        except ClientError as exc:
+            self.stats[f"sync.failed.{exc.code}"] += 1
+            return
+        finally:
+            transport.arm(None)
+        self.stats["sync.ok"] += 1
+        dev.scope_stale = False
+
+    def do_sync_all(self, order: int) -> None:
+        """Everyone syncs (the end of the day), in slot order or the reverse, without faults."""
+        for dev in list(self.devices if order == 0 else reversed(self.devices)):
+            self.do_sync(self.devices.index(dev))
+
+    def do_deliver_held(self, order: int) -> None:
+        """Delayed requests arrive now, after later ones (in or out of their order)."""
+        held, self.held = self.held, []
+        for request in held if order == 0 else reversed(held):
+            self.deliver(request)
+
+    # --- what faults do to devices ------------------------------------------------------------
+
+    def _reopen(self, dev: Device) -> None:
+        """The app died mid-sync: open the same database again, as the restarted app would."""
+        with contextlib.suppress(Exception):
+            dev.client.close()
+        self._open(dev)
+
+    def revoke(self, dev: Device) -> None:
+        with self.app.app_context():
+            accounts.revoke_device("chaos", dev.device_id)
+            db.session.commit()
+
+    def _retire(self, dev: Device) -> None:
+        """The device was revoked: keep its database, sign the worker in on a new device."""
+        dev.client.close()
+        self.retired.append(dev)
+        self.check_outbox_intact(dev)
+        new = Device(dev.slot, dev.user, dev.generation + 1,
+                     self.dir / f"c{dev.slot}g{dev.generation + 1}.sqlite3", skew=dev.skew)
+        self._open(new)
+        new.client.login(dev.user, PASSWORD)
+        self.devices[self.devices.index(dev)] = new
+
+    def edit_during(self, dev: Device) -> None:
+        """The worker keeps typing while the sync runs: an edit between two requests."""
+        views = self._visible(dev)
+        if views:
+            view = views[-1]
+            name, values = FIELDS[view["type"]][0]
+            current = view["fields"].get(name)
+            value = next((v for v in values if v != current), values[0])
+            self._edit(dev, dev.client.update, view["id"], **{name: value})
+
+    # --- reading the server -------------------------------------------------------------------
+
+    def server_records(self) -> dict[str, ServerRecord]:
+        rows = self.server_db.execute(
+            "SELECT id, grid_code, version, seq, state, snapshot FROM record"
+        ).fetchall()
+        return {r[0]: ServerRecord(*r[1:]) for r in rows}
+
+    def server_own_writes(self) -> list[tuple[str, str, Write]]:
+        """Writes the server made itself (workflow, console): they saw all before them."""
+        rows = self.server_db.execute(
+            "SELECT payload, version FROM sync_op WHERE device_id = 'server'"
+        ).fetchall()
+        found = []
+        for payload, version in rows:
+            op = Operation.from_dict(json.loads(payload))
+            found += [(op.record_id, n, w) for n, w in _writes(op, version).items()]
+        return found
+
+    def server_top(self) -> int:
+        row = self.server_db.execute(
+            "SELECT value FROM sync_counter WHERE name = 'change'"
+        ).fetchone()
+        return row[0] if row else 0
+
+    def scope_of(self, user: str) -> tuple[str, ...]:
+        return self.grids[user] if user in WORKERS else (COMMUNITY,)
+
+    # --- invariants after every step ------------------------------------------------------------
+
+    def check(self) -> None:
+        server = self.server_records()
+        self.check_nothing_lost(server)
+        top = self.server_top()
+        for dev in self.devices:
+            self.check_outbox_intact(dev)
+            self.check_read_your_writes(dev)
+            self.check_cursor_and_scope(dev, server, top)
+
+    def check_nothing_lost(self, server: dict[str, ServerRecord]) -> None:
+        """Each acknowledged write is live (current or competing in a conflict), or a later
+        write whose author had seen it superseded it; acknowledged notes and steps are there."""
+        acked = [(Operation.from_dict(a.op), a) for _, a in self.model.acked()]
+        by_field: dict[tuple[str, str], list[Write]] = {}
+        for op, answer in acked:
+            for name, w in _writes(op, answer.version).items():
+                by_field.setdefault((op.record_id, name), []).append(w)
+        for rid, name, w in [*self.model.server_writes, *self.server_own_writes()]:
+            by_field.setdefault((rid, name), []).append(w)
+        states: dict[str, RecordState] = {}
+        for op, answer in acked:
+            if op.record_id not in server:
+                raise Violation("nothing_lost", f"{op.key} was acknowledged ({answer.outcome}) "
+                                f"but the server has no record {op.record_id}")
+            state = states.get(op.record_id) or RecordState.from_dict(
+                json.loads(server[op.record_id].state))
+            states[op.record_id] = state
+            if op.kind is OpKind.APPEND:
+                if op.item["id"] not in state.collections.get(op.collection, {}):
+                    raise Violation("nothing_lost", f"acknowledged {op.collection} item of "
+                                    f"{op.key} is missing from {op.record_id}")
+                continue
+            for name, w in _writes(op, answer.version).items():
+                live = [x for x in state.fields.get(name, ()) if
+                        (x.device_id, x.seq) == (w.device_id, w.seq)]
+                if live and live[0].value == w.value:
+                    continue
+                if not any(x.saw(w) for x in by_field[(op.record_id, name)]
+                           if (x.device_id, x.seq) != (w.device_id, w.seq)):
+                    raise Violation("nothing_lost", f"acknowledged write lost: {op.key} "
+                                    f"{op.record_id} {name}={w.value!r}")
+
+    def check_outbox_intact(self, dev: Device) -> None:
+        """Every edit the server has not finally answered is still pending, unchanged (a new
+        clock stamp aside); the outbox holds nothing the worker did not do."""
+        sql = "SELECT seq, op, state FROM outbox"
+        if dev in self.retired:  # closed: read its file as a forensic copy would
+            with contextlib.closing(sqlite3.connect(dev.path)) as conn:
+                rows = conn.execute(sql).fetchall()
+        else:
+            rows = dev.client.store.db.execute(sql).fetchall()
+        pending = {s: json.loads(o) for s, o, state in rows if state == "pending"}
+        for key, op in dev.made.items():
+            if key in self.model.final:
+                continue
+            have = pending.get(op["seq"])
+            if have is None:
+                raise Violation("outbox", f"{dev}: unacknowledged edit {key} ({op['kind']}) "
+                                "vanished from the outbox")
+            if {**have, "hlc": ""} != {**op, "hlc": ""}:
+                raise Violation("outbox", f"{dev}: pending edit {key} was changed")
+        for seq, op in pending.items():
+            if f"{op['device_id']}:{seq}" not in dev.made:
+                raise Violation("outbox", f"{dev}: pending op {seq} that the worker never made")
+
+    def check_read_your_writes(self, dev: Device) -> None:
+        """Until the server answers an edit, the device shows it."""
+        views = {v["id"]: v for v in dev.client.store.views()}
+        for (rid, name), key in dev.latest.items():
+            if key in self.model.final or name == DELETED or rid not in views:
+                continue
+            wanted = dev.made[key]["fields"][name]
+            if views[rid]["fields"].get(name) != wanted:
+                raise Violation("read_your_writes", f"{dev} shows {rid} {name}="
+                                f"{views[rid]['fields'].get(name)!r}, its pending edit {key} "
+                                f"wrote {wanted!r}")
+
+    def check_cursor_and_scope(self, dev: Device, server: dict[str, ServerRecord],
+                               top: int) -> None:
+        """The cursor only moves forward (except on a reset or full re-pull), never past the
+        server, and covers what it claims: every change in scope at or below it is stored.
+        The device holds nothing outside its user's jurisdiction (pending removals aside)."""
+        store = dev.client.store
+        cursor = store.get("cursor", 0)
+        if cursor < dev.last_cursor and not dev.restarted:
+            raise Violation("cursor", f"{dev}: cursor went back {dev.last_cursor} -> {cursor}")
+        if cursor > top:
+            raise Violation("cursor", f"{dev}: cursor {cursor} beyond the server's {top}")
+        dev.last_cursor, dev.restarted = cursor, False
+        if dev.scope_stale:
+            return
+        scope = Scope(self.scope_of(dev.user))
+        local = dict(store.db.execute(
+            "SELECT id, snapshot FROM records WHERE snapshot IS NOT NULL").fetchall())
+        for rid, rec in server.items():
+            if rec.seq <= cursor and scope.contains(rec.grid_code):
+                if rid not in local:
+                    raise Violation("cursor", f"{dev}: change {rec.seq} of {rid} is at or "
+                                    f"below the cursor {cursor} but was never applied")
+                if json.loads(local[rid]) != json.loads(rec.snapshot):
+                    raise Violation("cursor", f"{dev}: {rid} differs from the server's "
+                                    f"change {rec.seq} although the cursor is {cursor}")
+        for rid in local:
+            rec = server.get(rid)
+            if rec is None:
+                raise Violation("scope", f"{dev} holds {rid}, which the server does not have")
+            if not scope.contains(rec.grid_code) and rec.seq <= cursor:
+                raise Violation("scope", f"{dev} ({dev.user}) holds {rid} of grid "
+                                f"{rec.grid_code}, outside its jurisdiction")
+
+    # --- the end: heal, then convergence, nothing lost, idempotent replay ---------------------
+
+    def heal_and_check(self) -> None:
+        self.faults_on = False
+        self.do_deliver_held(0)
+        for _ in range(2):
+            for dev in self.devices:
+                try:
+                    dev.client.sync()
+                except (ClientError, KillSwitch) as exc:
+                    raise Violation("convergence", f"{dev}: sync failed after healing: "
+                                    f"{exc!r}") from exc
+                dev.scope_stale = False
+                self.check()
+        server = self.server_records()
+        top = self.server_top()
+        for dev in self.devices:
+            store = dev.client.store
+            if dev.client.pending_count() or store.count("acked"):
+                raise Violation("convergence", f"{dev}: {dev.client.pending_count()} pending, "
+                                f"{store.count('acked')} acked after healing")
+            unanswered = sorted(set(dev.made) - set(self.model.final))
+            if unanswered:
+                raise Violation("nothing_lost", f"{dev}: edits never answered: {unanswered}")
+            if store.get("cursor") != top:
+                raise Violation("cursor", f"{dev}: cursor {store.get('cursor')} != {top}")
+            scope = Scope(self.scope_of(dev.user))
+            want = {rid: json.loads(r.snapshot) for rid, r in server.items()
+                    if scope.contains(r.grid_code)}
+            have = {v["id"]: v for v in store.views()}
+            for rid in sorted(set(want) | set(have)):
+                if want.get(rid) != have.get(rid):
+                    raise Violation("convergence", f"{dev}: {rid} is {have.get(rid)} on the "
+                                    f"device, {want.get(rid)} on the server")
+        for dev in self.retired:
+            self.check_outbox_intact(dev)
+        self.check_replay_is_noop()
+
+    def check_replay_is_noop(self) -> None:
+        """Re-sending every answered operation changes nothing and answers duplicate."""
+        before = self.server_records()
+        for dev in self.devices:
+            ops = [a.op for k, a in self.model.final.items()
+                   if a.op["device_id"] == dev.device_id]
+            for start in range(0, len(ops), 3):
+                try:
+                    answer = dev.client.api.call("/api/v1/sync/push", {
+                        "device_id": dev.device_id, "operations": ops[start:start + 3]})
+                except ClientError as exc:
+                    raise Violation("idempotency", f"{dev}: replay failed: {exc!r}") from exc
+                for result in answer["results"]:
+                    if result["status"] != "duplicate":
+                        raise Violation("idempotency", f"{dev}: replay answered {result}")
+        if self.server_records() != before:
+            raise Violation("idempotency", "replaying acknowledged operations changed records")
+
+
+def run_schedule(harness: Harness, n_clients: int, steps: list[tuple[Any, ...]]) -> World:
+    """Play a whole schedule with checks after every step, then heal and check the end."""
+    world = World(harness, n_clients)
+    try:
+        world.check()
+        for step in steps:
+            world.play(step)
+            world.check()
+        world.heal_and_check()
+    finally:
+        world.close()
+    return world
