@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -60,7 +61,8 @@ class Client(Records):
 
     Every option is keyword-only. ``transport`` replaces the HTTP transport (e.g.
     ``AppTransport(app)`` runs the server in process); ``clock`` is the device's physical clock
-    in milliseconds and ``sleep`` the backoff sleep (tests pass fakes). ``encryption_key`` (a
+    in milliseconds and ``sleep`` the backoff sleep (tests pass fakes). ``page_size`` caps the
+    records per pull page (default: the largest page the server announces). ``encryption_key`` (a
     passphrase, or 32 raw bytes from the platform keystore) encrypts the local database with
     SQLCipher (the ``encrypt`` extra); a wrong or missing key raises
     :class:`~client_sdk.errors.WrongKey`. Errors are
@@ -81,7 +83,7 @@ class Client(Records):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], int] = wall_clock_ms,
         today: Callable[[], date] = date.today,
-        page_size: int = 1000,
+        page_size: int | None = None,
         encryption_key: str | bytes | None = None,
     ) -> None:
         self.store = Store(os.fspath(db_path), key=encryption_key)
@@ -145,10 +147,31 @@ class Client(Records):
         """The user who last signed in on this device: id, username, role, unit_code."""
         return self.store.get("user")
 
+    # --- saving many edits at once ---------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[Client]:
+        """Make every save inside one transaction, written to disk once at the end::
+
+            with client.batch():
+                for row in rows:
+                    client.create_household(**row)
+
+        Each save alone costs a disk flush (so that it survives a power cut once it returns);
+        in a batch the flush happens once, when the block ends. Until then nothing in the block
+        is durable, and if the block raises, none of its saves is kept. A save that fails
+        inside the block (e.g. a ValidationError the caller catches) leaves the others intact.
+        Reads inside the block see its saves. No ``sync()`` inside a batch; batches nest.
+        """
+        with self.store.tx():
+            yield self
+
     # --- syncing -----------------------------------------------------------------------------
 
     def sync(self, *, progress: Progress | None = None) -> SyncReport:
         """Push the outbox and pull what changed in scope. Safe to interrupt and run again."""
+        if self.store.in_tx:
+            raise ClientError("finish the batch() before syncing", code="sync_in_batch")
         return SyncPass(
             self.api,
             self.store,

@@ -77,8 +77,8 @@ class Records:
     # --- writing -----------------------------------------------------------------------------
 
     def _write(self, kind: OpKind, record_type: str, record_id: str, **kw: Any) -> Operation:
-        user = self.store.get("user") or {}
-        offset = self.store.get("clock_offset_ms", 0)
+        user = self.store.cached("user") or {}
+        offset = self.store.cached("clock_offset_ms", 0)
 
         def make(seq: int, base_version: int, last: str | None) -> Operation:
             clock = HybridClock(
@@ -212,7 +212,7 @@ class Records:
         return case
 
     def _role(self) -> str:
-        return str((self.store.get("user") or {}).get("role", "grid_worker"))
+        return str((self.store.cached("user") or {}).get("role", "grid_worker"))
 
     def allowed_actions(self, dispute_id: str) -> list[str]:
         """Workflow actions the signed-in role may try now on this dispute."""

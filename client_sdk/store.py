@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -54,6 +54,15 @@ _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
 )
 _NOTADB = 26  # SQLITE_NOTADB: "file is not a database" (a wrong or missing key)
 _RAW_KEY_BYTES = 32
+_IN_CHUNK = 900  # ids per ``IN (...)``: below SQLite's oldest limit of 999 variables
+
+#: JSON as stored: compact, UTF-8 text (one encoder, not one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: Meta values read on every edit, cached per store (see :meth:`Store.cached`).
+_CACHED = frozenset({"user", "clock_offset_ms"})
+_MISSING = object()
+_meta_epoch = [0]  # bumped whenever a cached key is written or a transaction rolls back
 
 
 @migrations()
@@ -77,6 +86,45 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX acked_record ON acked (record_id)")
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migrations()
+def m002_pulled_totals(db: sqlite_utils.Database) -> None:
+    """Count and version sum of pulled records, kept by triggers: an O(1) checksum.
+
+    Triggers see every change to ``records`` (the SDK's own, a repair by hand, a damaged row),
+    in the transaction that makes it, so the totals cannot drift from the table.
+    """
+    db.execute(
+        """CREATE TABLE pulled_totals (
+            id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL,
+            version_sum INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """INSERT INTO pulled_totals (id, count, version_sum)
+           SELECT 1, COUNT(*), COALESCE(SUM(version), 0) FROM records
+           WHERE snapshot IS NOT NULL"""
+    )
+    db.execute(
+        """CREATE TRIGGER pulled_insert AFTER INSERT ON records WHEN NEW.snapshot IS NOT NULL
+           BEGIN UPDATE pulled_totals SET count = count + 1,
+             version_sum = version_sum + NEW.version WHERE id = 1; END"""
+    )
+    db.execute(
+        """CREATE TRIGGER pulled_delete AFTER DELETE ON records WHEN OLD.snapshot IS NOT NULL
+           BEGIN UPDATE pulled_totals SET count = count - 1,
+             version_sum = version_sum - OLD.version WHERE id = 1; END"""
+    )
+    db.execute(
+        """CREATE TRIGGER pulled_update AFTER UPDATE OF snapshot, version ON records
+           WHEN OLD.snapshot IS NOT NULL OR NEW.snapshot IS NOT NULL
+           BEGIN UPDATE pulled_totals SET
+             count = count + (NEW.snapshot IS NOT NULL) - (OLD.snapshot IS NOT NULL),
+             version_sum = version_sum
+               + (CASE WHEN NEW.snapshot IS NOT NULL THEN NEW.version ELSE 0 END)
+               - (CASE WHEN OLD.snapshot IS NOT NULL THEN OLD.version ELSE 0 END)
+             WHERE id = 1; END"""
+    )
 
 
 def _storage(method: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -142,17 +190,29 @@ def _op(text: str) -> Operation:
     return Operation.from_dict(json.loads(text))
 
 
+def _select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Iterator[Any]:
+    """Rows of ``sql`` whose ``IN ({})`` takes ``values``, a chunk of ids at a time."""
+    items = list(values)
+    for start in range(0, len(items), _IN_CHUNK):
+        chunk = items[start : start + _IN_CHUNK]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
 class Store:
     """The local database of one device. Not shared between threads; open one per thread."""
 
     @_storage
     def __init__(self, path: str, *, key: str | bytes | None = None) -> None:
         self.path = path
+        self._depth = 0
+        self._cache: dict[str, Any] = {}
+        self._cache_version: tuple[int, int] | None = None
         conn = _connect(path, key)
         try:
             _check_key(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA recursive_triggers=ON")  # REPLACE fires delete triggers too
             self.db = sqlite_utils.Database(conn)
             migrations.apply(self.db)
         except BaseException:
@@ -163,23 +223,42 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def in_tx(self) -> bool:
+        """True inside :meth:`tx` (e.g. in a ``Client.batch()``)."""
+        return self._depth > 0
+
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error."""
+        """One write transaction (``BEGIN IMMEDIATE``): commits on success, rolls back on error.
+
+        Inside another ``tx()`` it is a savepoint of the outer transaction: its writes are
+        undone alone on error, and reach the disk when the outer transaction commits.
+        """
         conn = self.db.conn
+        nested = self._depth > 0
+        name = f"linli_{self._depth}"
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"SAVEPOINT {name}" if nested else "BEGIN IMMEDIATE")
         except _DB_ERRORS as exc:
             raise StorageError(f"local database: {exc}") from exc
+        self._depth += 1
         try:
             yield conn
-            conn.execute("COMMIT")
+            conn.execute(f"RELEASE {name}" if nested else "COMMIT")
         except BaseException as exc:
+            _meta_epoch[0] += 1  # cached values read inside may be rolled back
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                if nested:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                else:
+                    conn.execute("ROLLBACK")
             if isinstance(exc, _DB_ERRORS):
                 raise StorageError(f"local database: {exc}") from exc
             raise
+        finally:
+            self._depth -= 1
 
     # --- meta --------------------------------------------------------------------------------
 
@@ -187,15 +266,34 @@ class Store:
     def get(self, key: str, default: Any = None) -> Any:
         return self._meta(self.db.conn, key, default)
 
+    @_storage
+    def cached(self, key: str, default: Any = None) -> Any:
+        """A meta value read on every edit (``user``, ``clock_offset_ms``), kept in memory.
+
+        The copy is dropped when this process writes one of these keys, when a transaction
+        rolls back, and when another connection commits (``PRAGMA data_version``).
+        """
+        assert key in _CACHED, key
+        conn = self.db.conn
+        version = (_meta_epoch[0], conn.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._cache_version:
+            self._cache.clear()
+            self._cache_version = version
+        if key not in self._cache:
+            self._cache[key] = self._meta(conn, key, _MISSING)
+        value = self._cache[key]
+        return default if value is _MISSING else value
+
     @staticmethod
     def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
         """Set a meta value inside the caller's transaction (``None`` deletes it)."""
+        if key in _CACHED:
+            _meta_epoch[0] += 1
         if value is None:
             conn.execute("DELETE FROM meta WHERE key = ?", [key])
         else:
             conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [key, json.dumps(value, ensure_ascii=False)],
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, _encode(value)]
             )
 
     @_storage
@@ -233,7 +331,7 @@ class Store:
                 )
             conn.execute(
                 "INSERT INTO outbox (seq, record_id, op) VALUES (?, ?, ?)",
-                [op.seq, op.record_id, json.dumps(op.to_dict(), ensure_ascii=False)],
+                [op.seq, op.record_id, _encode(op.to_dict())],
             )
             self.put(conn, "next_seq", seq + 1)
             self.put(conn, "hlc", op.hlc)
@@ -333,33 +431,62 @@ class Store:
 
     @_storage
     def checksum(self) -> tuple[int, int]:
-        """Count and version sum of every pulled record (tombstones included)."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM records WHERE snapshot IS NOT NULL"
-        ).fetchone()
+        """Count and version sum of every pulled record (tombstones included), in O(1).
+
+        Triggers on ``records`` keep these totals in ``pulled_totals`` (migration m002).
+        """
+        row = self.db.execute("SELECT count, version_sum FROM pulled_totals").fetchone()
         return row[0], row[1]
+
+    @_storage
+    def recount(self) -> tuple[int, int]:
+        """:meth:`checksum` by a full scan of ``records``; repairs the kept totals if off."""
+        with self.tx() as conn:
+            count, total = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM records WHERE snapshot IS NOT NULL"
+            ).fetchone()
+            conn.execute(
+                "UPDATE pulled_totals SET count = ?, version_sum = ? "
+                "WHERE count != ? OR version_sum != ?",
+                [count, total, count, total],
+            )
+        return count, total
 
     # --- applying sync results ---------------------------------------------------------------
 
     @staticmethod
-    def ack(conn: sqlite3.Connection, op: Operation, version: int | None) -> None:
-        """Move ``op`` from the outbox to ``acked`` (or drop it if a pull already covers it)."""
-        conn.execute("DELETE FROM outbox WHERE seq = ?", [op.seq])
-        row = conn.execute(
-            "SELECT version FROM records WHERE id = ? AND snapshot IS NOT NULL", [op.record_id]
-        ).fetchone()
-        if version is not None and row is not None and row[0] >= version:
+    def ack(conn: sqlite3.Connection, acks: Sequence[tuple[Operation, int | None]]) -> None:
+        """Move acknowledged ops (each with the version the server gave) from the outbox to
+        ``acked``; drop those a pulled snapshot already covers. One statement per step."""
+        if not acks:
             return
-        conn.execute(
-            "INSERT OR REPLACE INTO acked (seq, record_id, op, version) VALUES (?, ?, ?, ?)",
-            [op.seq, op.record_id, json.dumps(op.to_dict(), ensure_ascii=False), version],
+        pulled = dict(
+            _select_in(
+                conn,
+                "SELECT id, version FROM records WHERE snapshot IS NOT NULL AND id IN ({})",
+                {op.record_id for op, _ in acks},
+            )
         )
+        keep = [
+            (version, op.seq)
+            for op, version in acks
+            if version is None or pulled.get(op.record_id, -1) < version
+        ]
+        conn.executemany(
+            "INSERT OR REPLACE INTO acked (seq, record_id, op, version) "
+            "SELECT seq, record_id, op, ? FROM outbox WHERE seq = ?",
+            keep,
+        )
+        conn.executemany("DELETE FROM outbox WHERE seq = ?", [(op.seq,) for op, _ in acks])
 
     @staticmethod
-    def reject(conn: sqlite3.Connection, op: Operation, reason: str, message: str | None) -> None:
-        conn.execute(
+    def reject(
+        conn: sqlite3.Connection, rejects: Sequence[tuple[Operation, str, str | None]]
+    ) -> None:
+        """Mark ops refused for good, each with its reason and message."""
+        conn.executemany(
             "UPDATE outbox SET state = 'rejected', reason = ?, message = ? WHERE seq = ?",
-            [reason, message, op.seq],
+            [(reason, message, op.seq) for op, reason, message in rejects],
         )
 
     @staticmethod
@@ -367,48 +494,53 @@ class Store:
         """Rewrite a pending operation under the same key (a re-stamped clock)."""
         conn.execute(
             "UPDATE outbox SET op = ? WHERE seq = ? AND state = 'pending'",
-            [json.dumps(op.to_dict(), ensure_ascii=False), op.seq],
+            [_encode(op.to_dict()), op.seq],
         )
 
     @staticmethod
-    def save_snapshot(conn: sqlite3.Connection, snap: Mapping[str, Any], generation: int) -> None:
-        """Store a pulled snapshot; forget acked operations it already contains."""
-        version = snap["version"]
-        conn.execute(
+    def save_snapshots(
+        conn: sqlite3.Connection, snaps: Sequence[Mapping[str, Any]], generation: int
+    ) -> None:
+        """Store a page of pulled snapshots; forget acked operations they already contain."""
+        conn.executemany(
             """INSERT INTO records (id, type, grid_code, snapshot, version, deleted, seen)
                VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (id) DO UPDATE SET type = excluded.type,
                  grid_code = excluded.grid_code, snapshot = excluded.snapshot,
                  version = excluded.version, deleted = excluded.deleted, seen = excluded.seen""",
             [
-                snap["id"],
-                snap["type"],
-                snap.get("grid_code"),
-                json.dumps(snap, ensure_ascii=False),
-                version,
-                int(bool(snap["deleted"])),
-                generation,
+                (
+                    snap["id"],
+                    snap["type"],
+                    snap.get("grid_code"),
+                    _encode(snap),
+                    snap["version"],
+                    int(bool(snap["deleted"])),
+                    generation,
+                )
+                for snap in snaps
             ],
         )
-        conn.execute(
-            "DELETE FROM acked WHERE record_id = ? AND version IS NOT NULL AND version <= ?",
-            [snap["id"], version],
-        )
+        if conn.execute("SELECT 1 FROM acked LIMIT 1").fetchone():
+            conn.executemany(
+                "DELETE FROM acked WHERE record_id = ? AND version IS NOT NULL AND version <= ?",
+                [(snap["id"], snap["version"]) for snap in snaps],
+            )
 
     @staticmethod
-    def remove(conn: sqlite3.Connection, record_id: str) -> None:
-        """Drop a record that left the scope (its pending edits stay in the outbox)."""
-        conn.execute("DELETE FROM records WHERE id = ?", [record_id])
-        conn.execute("DELETE FROM acked WHERE record_id = ?", [record_id])
+    def remove(conn: sqlite3.Connection, record_ids: Iterable[str]) -> None:
+        """Drop records that left the scope (their pending edits stay in the outbox)."""
+        rows = [(rid,) for rid in record_ids]
+        conn.executemany("DELETE FROM records WHERE id = ?", rows)
+        conn.executemany("DELETE FROM acked WHERE record_id = ?", rows)
 
     @staticmethod
     def purge_outside(conn: sqlite3.Connection, prefixes: Iterable[str]) -> int:
         """Drop pulled records whose grid code is outside ``prefixes``; return how many."""
-        keep = list(prefixes)
+        keep = tuple(prefixes)
         rows = conn.execute("SELECT id, grid_code FROM records WHERE snapshot IS NOT NULL")
-        gone = [rid for rid, grid in rows if not any((grid or "").startswith(p) for p in keep)]
-        for rid in gone:
-            Store.remove(conn, rid)
+        gone = [rid for rid, grid in rows if not (grid or "").startswith(keep)]
+        Store.remove(conn, gone)
         return len(gone)
 
     @staticmethod
@@ -417,8 +549,7 @@ class Store:
         rows = conn.execute(
             "SELECT id FROM records WHERE snapshot IS NOT NULL AND seen < ?", [generation]
         ).fetchall()
-        for (rid,) in rows:
-            Store.remove(conn, rid)
+        Store.remove(conn, [rid for (rid,) in rows])
         return len(rows)
 
     @staticmethod

@@ -39,7 +39,6 @@ from .store import Store
 __all__ = ["Progress", "SyncPass", "SyncReport"]
 
 Progress = Callable[[str, int, int | None], None]
-PAGE_SIZE = 1000
 _API = "/api/v1/sync"
 _SMALL_SKEW_MS = 2000  # below this, network delay dominates: do not correct the clock
 
@@ -103,7 +102,7 @@ class SyncPass:
         device_id: str,
         now_ms: Callable[[], int],
         progress: Progress | None = None,
-        page_size: int = PAGE_SIZE,
+        page_size: int | None = None,
     ) -> None:
         self.api, self.store, self.device_id = api, store, device_id
         self.now_ms = now_ms
@@ -145,7 +144,8 @@ class SyncPass:
             )
         offset = hello.server_time_ms - self.now_ms()
         offset = 0 if abs(offset) < _SMALL_SKEW_MS else offset
-        self.store.set(clock_offset_ms=offset)
+        if offset != self.store.cached("clock_offset_ms", 0):
+            self.store.set(clock_offset_ms=offset)
         limit = hello.server_time_ms + hello.max_clock_drift_ms
         last = self.store.get("hlc")
         if hello.clock_skew_ms > hello.max_clock_drift_ms or (last and _wall(last) > limit):
@@ -184,22 +184,21 @@ class SyncPass:
         pulled = 0
         self.progress("pull", 0, None)
         while True:
-            request = PullRequest(
-                cursor, min(self.page_size, max_page), self.store.get("scope", {}).get("token")
-            )
+            limit = max_page if self.page_size is None else min(self.page_size, max_page)
+            request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
             answer = self.api.call(f"{_API}/pull", request.to_dict())
             page = _decoded(PullResponse.from_dict, answer, "pull answer")
-            with self.store.tx() as conn:
-                if page.reset:
-                    self.report.removed += Store.purge_outside(conn, page.scope.prefixes)
-                for removal in page.removals:
-                    Store.remove(conn, removal.record_id)
-                for snap in page.changes:
-                    Store.save_snapshot(conn, snap, generation)
-                Store.put(conn, "cursor", page.cursor)
-                Store.put(conn, "scope", page.scope.to_dict())
-                if not page.has_more:
-                    Store.clear_acked(conn, acked_mark)
+            scope = page.scope.to_dict()
+            if self._changes_anything(page, scope, acked_mark):
+                with self.store.tx() as conn:
+                    if page.reset:
+                        self.report.removed += Store.purge_outside(conn, page.scope.prefixes)
+                    Store.remove(conn, [removal.record_id for removal in page.removals])
+                    Store.save_snapshots(conn, page.changes, generation)
+                    Store.put(conn, "cursor", page.cursor)
+                    Store.put(conn, "scope", scope)
+                    if not page.has_more:
+                        Store.clear_acked(conn, acked_mark)
             self.report.removed += len(page.removals)
             pulled += len(page.changes)
             self.report.pulled += len(page.changes)
@@ -213,21 +212,40 @@ class SyncPass:
         if checksum is None:
             return
         self.progress("verify", 0, 1)
-        if self.store.checksum() != (checksum.count, checksum.version_sum):
+        expected = (checksum.count, checksum.version_sum)
+        # The kept totals answer in O(1); only when they disagree does a full recount (which
+        # also repairs the totals) decide whether the scope must be pulled again.
+        if self.store.checksum() != expected and self.store.recount() != expected:
             generation = self.store.get("generation", 0) + 1
             self.store.set(generation=generation)
             self.report.resynced = True
             self.pull(max_page, generation=generation, cursor=0)
             with self.store.tx() as conn:
                 self.report.removed += Store.purge_unseen(conn, generation)
-        self.report.checksum_ok = self.store.checksum() == (checksum.count, checksum.version_sum)
+            self.report.checksum_ok = self.store.recount() == expected
+        else:
+            self.report.checksum_ok = True
         self.progress("verify", 1, 1)
 
     # --- helpers -----------------------------------------------------------------------------
 
+    def _changes_anything(self, page: PullResponse, scope: dict[str, Any], acked_mark: int) -> bool:
+        """False for an empty page that leaves cursor, scope and acked as they are (an idle
+        sync then writes nothing, and costs no disk flush)."""
+        return bool(
+            page.changes
+            or page.removals
+            or page.reset
+            or page.cursor != self.store.get("cursor", 0)
+            or (acked_mark and not page.has_more)
+            or scope != self.store.get("scope")
+        )
+
     def _apply_results(self, batch: list[Operation], results: list[Any]) -> list[Operation]:
         """Apply one batch's results in one transaction; return the ops to re-stamp and resend."""
         again: list[Operation] = []
+        acks: list[tuple[Operation, int | None]] = []
+        rejects: list[tuple[Operation, str, str | None]] = []
         r = self.report
         with self.store.tx() as conn:
             for op, result in zip(batch, results, strict=True):
@@ -242,12 +260,14 @@ class SyncPass:
                 r.pushed += 1
                 if status is Outcome.REJECTED:
                     r.rejected += 1
-                    Store.reject(conn, op, result.reason or "rejected", result.message)
+                    rejects.append((op, result.reason or "rejected", result.message))
                     continue
                 r.applied += status is Outcome.APPLIED
                 r.duplicates += status is Outcome.DUPLICATE
                 r.conflicts += status is Outcome.CONFLICT
-                Store.ack(conn, op, result.version)
+                acks.append((op, result.version))
+            Store.reject(conn, rejects)
+            Store.ack(conn, acks)
         return again
 
     def restamp(self, ops: list[Operation], *, reset: bool = True) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from client_sdk import Client, ClientError, StorageError
+from client_sdk import Client, ClientError, StorageError, ValidationError
 from client_sdk.store import Store
-from sync import HLC
+from sync import HLC, Operation, OpKind
 
-from .conftest import GRID_1
+from .conftest import GRID_1, GRID_2
 
 
 def test_store_uses_wal_and_full_sync(tmp_path):
@@ -118,3 +121,195 @@ def test_sqlite_errors_become_storage_errors(offline_device):
     with pytest.raises(StorageError):
         device.pending_count()
     assert not isinstance(StorageError("x"), sqlite3.Error)
+
+
+# --- the kept checksum totals -----------------------------------------------------------------
+
+_IDS = [f"0b7b4d2e-0000-4000-8000-00000000000{n}" for n in range(6)]
+_GRIDS = [GRID_1, GRID_2]
+
+
+def _full_scan(store: Store) -> tuple[int, int]:
+    row = store.db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM records WHERE snapshot IS NOT NULL"
+    ).fetchone()
+    return row[0], row[1]
+
+
+def _snap(rid: str, version: int, grid: str) -> dict:
+    return {"id": rid, "type": "household", "version": version, "grid_code": grid,
+            "deleted": False, "fields": {"grid_code": grid, "address": "a"}, "conflicts": {},
+            "collections": {}, "review": None}  # fmt: skip
+
+
+def _local_create(store: Store, rid: str, grid: str) -> None:
+    def make(seq, base, last):
+        return Operation("dev", seq, OpKind.CREATE, "household", rid, base,
+                         f"{1_780_000_000_000 + seq:013d}:0000:dev", "w",
+                         fields={"grid_code": grid, "address": "a"})  # fmt: skip
+
+    store.add_op(rid, make, grid_code=grid)
+
+
+_step = st.one_of(
+    st.tuples(st.just("page"), st.lists(
+        st.tuples(st.sampled_from(_IDS), st.integers(1, 9), st.sampled_from(_GRIDS)), max_size=5
+    ), st.integers(0, 2)),
+    st.tuples(st.just("remove"), st.lists(st.sampled_from(_IDS), max_size=3)),
+    st.tuples(st.just("purge_outside"), st.sampled_from(_GRIDS)),
+    st.tuples(st.just("purge_unseen"), st.integers(0, 3)),
+    st.tuples(st.just("local"), st.sampled_from(_IDS), st.sampled_from(_GRIDS)),
+    st.tuples(st.just("rollback"), st.sampled_from(_IDS), st.integers(1, 9)),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_step, max_size=25))
+def test_kept_totals_equal_a_full_scan_after_any_operations(steps):
+    store = Store(":memory:")
+    try:
+        for step in steps:
+            kind = step[0]
+            if kind == "local":
+                _local_create(store, step[1], step[2])
+                continue
+            if kind == "rollback":  # a page that fails half way changes nothing
+                with pytest.raises(RuntimeError), store.tx() as conn:
+                    Store.save_snapshots(conn, [_snap(step[1], step[2], GRID_1)], 0)
+                    raise RuntimeError("signal lost")
+                continue
+            with store.tx() as conn:
+                if kind == "page":
+                    Store.save_snapshots(conn, [_snap(*s) for s in step[1]], step[2])
+                elif kind == "remove":
+                    Store.remove(conn, step[1])
+                elif kind == "purge_outside":
+                    Store.purge_outside(conn, [step[1]])
+                else:
+                    Store.purge_unseen(conn, step[1])
+            assert store.checksum() == _full_scan(store)
+        assert store.recount() == store.checksum() == _full_scan(store)
+    finally:
+        store.close()
+
+
+def test_totals_see_changes_made_by_hand_and_a_recount_repairs_them(tmp_path):
+    store = Store(str(tmp_path / "s.sqlite3"))
+    try:
+        with store.tx() as conn:
+            Store.save_snapshots(conn, [_snap(rid, 2, GRID_1) for rid in _IDS[:3]], 0)
+        assert store.checksum() == (3, 6)
+        store.db.execute("UPDATE records SET version = 5 WHERE id = ?", [_IDS[0]])
+        store.db.execute("DELETE FROM records WHERE id = ?", [_IDS[1]])
+        assert store.checksum() == _full_scan(store) == (2, 7)
+        store.db.execute("UPDATE pulled_totals SET count = 40")  # the totals themselves damaged
+        assert store.recount() == (2, 7)
+        assert store.checksum() == (2, 7)
+    finally:
+        store.close()
+
+
+def test_an_older_database_gets_its_totals_counted_once(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    store = Store(path)
+    with store.tx() as conn:  # make it look like a database from before migration m002
+        conn.execute("DROP TABLE pulled_totals")
+        for name in ("pulled_insert", "pulled_delete", "pulled_update"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_pulled_totals'")
+        conn.executemany(
+            "INSERT INTO records (id, type, snapshot, version) VALUES (?, 'household', ?, ?)",
+            [(_IDS[0], "{}", 3), (_IDS[1], "{}", 4), (_IDS[2], None, 0)],
+        )
+    store.close()
+    again = Store(path)
+    try:
+        assert again.checksum() == (2, 7)
+    finally:
+        again.close()
+
+
+# --- batches and cached meta values -----------------------------------------------------------
+
+
+def _committed(path: str, sql: str) -> int:
+    """What another connection sees (only committed rows)."""
+    with closing(sqlite3.connect(path)) as other:
+        return other.execute(sql).fetchone()[0]
+
+
+def test_a_batch_is_one_transaction_committed_at_its_end(offline_device):
+    device = offline_device()
+    path = device.store.path
+    with device.batch():
+        homes = [device.create_household(grid_code=GRID_1, address=f"{n}") for n in range(5)]
+        assert device.pending_count() == 5  # reads inside the batch see its saves
+        assert device.get(homes[0]["id"])["fields"]["address"] == "0"
+        assert _committed(path, "SELECT COUNT(*) FROM outbox") == 0
+    assert _committed(path, "SELECT COUNT(*) FROM outbox") == 5
+    assert [op.seq for op in device.store.pending()] == [1, 2, 3, 4, 5]
+
+
+def test_a_batch_that_raises_keeps_none_of_its_saves(offline_device):
+    device = offline_device()
+    device.create_household(grid_code=GRID_1, address="before")
+    with pytest.raises(RuntimeError), device.batch():
+        device.create_household(grid_code=GRID_1, address="in the batch")
+        raise RuntimeError("the app crashed")
+    assert [h["fields"]["address"] for h in device.households()] == ["before"]
+    assert device.store.get("next_seq") == 2
+    device.create_household(grid_code=GRID_1, address="after")
+    assert [op.seq for op in device.store.pending()] == [1, 2]
+
+
+def test_a_refused_save_inside_a_batch_leaves_the_others(offline_device):
+    device = offline_device()
+    store = device.store
+
+    def broken(seq, base, last):
+        raise RuntimeError("crash while building the operation")
+
+    with device.batch():
+        device.create_household(grid_code=GRID_1, address="a")
+        with pytest.raises(ValidationError):
+            device.create_household(grid_code="123", address="b")
+        with pytest.raises(RuntimeError):
+            store.add_op("0b7b4d2e-0000-4000-8000-000000000009", broken, grid_code=GRID_1)
+        device.create_household(grid_code=GRID_1, address="c")
+    assert [h["fields"]["address"] for h in device.households()] == ["a", "c"]
+    assert [op.seq for op in store.pending()] == [1, 2]
+
+
+def test_no_sync_inside_a_batch(offline_device):
+    device = offline_device()
+    with device.batch(), pytest.raises(ClientError) as err:
+        device.sync()
+    assert err.value.code == "sync_in_batch"
+
+
+def test_a_batch_survives_reopening(tmp_path, clock):
+    path = tmp_path / "d.sqlite3"
+    with Client(db_path=path, clock=clock) as device, device.batch():
+        for n in range(3):
+            device.create_household(grid_code=GRID_1, address=f"{n}")
+    with Client(db_path=path, clock=clock) as again:
+        assert again.pending_count() == 3
+
+
+def test_edits_use_the_current_user_and_clock_offset(offline_device):
+    device = offline_device(clock=lambda: 1_780_000_000_000)
+    device.store.set(user={"username": "w1", "role": "grid_worker"})
+    device.create_household(grid_code=GRID_1, address="a")
+    device.store.set(user={"username": "w2", "role": "grid_worker"}, clock_offset_ms=60_000)
+    device.create_household(grid_code=GRID_1, address="b")
+    with closing(sqlite3.connect(device.store.path)) as other, other:  # another process
+        other.execute("UPDATE meta SET value = ? WHERE key = 'user'", ['{"username": "w3"}'])
+    device.create_household(grid_code=GRID_1, address="c")
+    with pytest.raises(RuntimeError), device.store.tx() as conn:  # a change rolled back
+        Store.put(conn, "user", {"username": "w4"})
+        assert device.store.cached("user") == {"username": "w4"}
+        raise RuntimeError
+    device.create_household(grid_code=GRID_1, address="d")
+    ops = device.store.pending()
+    assert [op.author for op in ops] == ["w1", "w2", "w3", "w3"]
+    assert HLC.parse(ops[1].hlc).wall >= 1_780_000_060_000
