@@ -80,16 +80,23 @@ RECORD_TYPES = ("visit", "resident", "household", "dispute")
 VALUES = ("甲", "乙", "丙")
 FIELDS = {
     "visit": (
-        ("findings", VALUES), ("visit_type", ("routine", "key", "policy")), ("address", VALUES),
+        ("findings", VALUES),
+        ("visit_type", ("routine", "key", "policy")),
+        ("address", VALUES),
     ),
     "resident": (("name", VALUES), ("note", VALUES), ("gender", ("F", "M", "F"))),
     "household": (("address", VALUES), ("head_name", VALUES), ("note", VALUES)),
     "dispute": (
-        ("title", VALUES), ("description", VALUES), ("risk_grade", ("low", "medium", "high")),
+        ("title", VALUES),
+        ("description", VALUES),
+        ("risk_grade", ("low", "medium", "high")),
     ),
 }
 STEP_PARAMS: dict[str, dict[str, Any]] = {
-    "accept": {}, "start": {}, "close": {}, "approve_extension": {},
+    "accept": {},
+    "start": {},
+    "close": {},
+    "approve_extension": {},
     "reject": {"reason": "不属实"},
     "assign": {"responsible_unit": "司法所", "responsible_person": "李明"},
     "resolve": {"mediation_outcome": "oral_agreement"},
@@ -103,14 +110,29 @@ STEP_PARAMS: dict[str, dict[str, Any]] = {
 CONSOLE = ("approve", "return", "resolve", "move")
 CLOCK_JUMPS = (YEAR_MS, -YEAR_MS, -HOUR_MS, 0)  # 0: set the clock right again
 FAULTS = (
-    "none", "lose_request", "lose_response", "duplicate", "hold", "server_error",
-    "kill", "kill_after", "revoke", "edit_during",
+    "none",
+    "lose_request",
+    "lose_response",
+    "duplicate",
+    "hold",
+    "server_error",
+    "kill",
+    "kill_after",
+    "revoke",
+    "edit_during",
 )
+# Faults aimed at one phase: they fire at the first push (or pull) request at or after
+# request ``at % 2`` of the pass.
 _PUSH_ONLY = frozenset({"hold", "server_error"})
+_PULL_ONLY = frozenset({"edit_during"})
 # Rows the database-fault triggers count; the Nth write inside the push raises.
 _FAULT_TRIGGERS = (
-    ("UPDATE", "sync_counter"), ("INSERT", "record"), ("UPDATE", "record"),
-    ("INSERT", "removal"), ("INSERT", "sync_op"), ("INSERT", "audit_entry"),
+    ("UPDATE", "sync_counter"),
+    ("INSERT", "record"),
+    ("UPDATE", "record"),
+    ("INSERT", "removal"),
+    ("INSERT", "sync_op"),
+    ("INSERT", "audit_entry"),
 )
 # Parameter ranges of each step kind: index i of the tuple is the range of argument i.
 STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
@@ -129,8 +151,19 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "deliver_held": (range(2),),
 }
 STEP_WEIGHTS = {
-    "create": 3, "update": 6, "delete": 1, "note": 1, "resolve": 2, "advance": 2, "console": 2,
-    "reassign": 1, "clock": 1, "sync": 3, "sync_faulty": 4, "sync_all": 2, "deliver_held": 1,
+    "create": 3,
+    "update": 6,
+    "delete": 1,
+    "note": 1,
+    "resolve": 2,
+    "advance": 2,
+    "console": 2,
+    "reassign": 1,
+    "clock": 1,
+    "sync": 3,
+    "sync_faulty": 4,
+    "sync_all": 2,
+    "deliver_held": 1,
 }
 
 
@@ -184,13 +217,15 @@ class Harness:
         self.live = self.root / "server.sqlite3"
         self.template = self.root / "template"
         self.template.mkdir()
-        self.app = create_app({
-            "TESTING": True,
-            "INSTANCE_PATH": str(self.root / "instance"),
-            "DATABASE_URL": f"sqlite:///{self.live}",
-            "SECRET_KEY": "chaos-" + "k" * 40,
-            "SYNC_MAX_BATCH": 3,
-        })
+        self.app = create_app(
+            {
+                "TESTING": True,
+                "INSTANCE_PATH": str(self.root / "instance"),
+                "DATABASE_URL": f"sqlite:///{self.live}",
+                "SECRET_KEY": "chaos-" + "k" * 40,
+                "SYNC_MAX_BATCH": 3,
+            }
+        )
         self.app.logger.setLevel(logging.CRITICAL)  # injected faults are logged as 500s
         self.user_ids: dict[str, int] = {}
         with self.app.app_context():
@@ -201,21 +236,36 @@ class Harness:
                     chain.append(parent)
                 for unit in reversed(chain):
                     if db.session.get(AdminUnit, unit) is None:
-                        db.session.add(AdminUnit(code=unit, name=f"Unit {unit}",
-                                                 level=level_of(unit).value,
-                                                 parent_code=parent_code_of(unit)))
+                        db.session.add(
+                            AdminUnit(
+                                code=unit,
+                                name=f"Unit {unit}",
+                                level=level_of(unit).value,
+                                parent_code=parent_code_of(unit),
+                            )
+                        )
                         db.session.flush()
             for name, role, grids in SLOTS:
-                user = User(username=name, display_name=name.upper(), role=role,
-                            unit_code=COMMUNITY, password_hash=hash_password(PASSWORD),
-                            grids=[UserGrid(grid_code=g) for g in grids])
+                user = User(
+                    username=name,
+                    display_name=name.upper(),
+                    role=role,
+                    unit_code=COMMUNITY,
+                    password_hash=hash_password(PASSWORD),
+                    grids=[UserGrid(grid_code=g) for g in grids],
+                )
                 db.session.add(user)
                 db.session.flush()
                 self.user_ids[name] = user.id
             db.session.commit()
         clients = [
-            Client(db_path=self.template / f"c{slot}.sqlite3", device_id=_device_id(slot, 0),
-                   transport=AppTransport(self.app), sleep=lambda s: None, page_size=3)
+            Client(
+                db_path=self.template / f"c{slot}.sqlite3",
+                device_id=_device_id(slot, 0),
+                transport=AppTransport(self.app),
+                sleep=lambda s: None,
+                page_size=3,
+            )
             for slot in range(len(SLOTS))
         ]
         for client, (name, _, _) in zip(clients, SLOTS, strict=True):
@@ -314,19 +364,30 @@ class Model:
         first = self.final.get(key)
         if first is None:
             if status == "duplicate" or reason == "key_reused":
-                raise Violation("idempotency", f"{key} answered {status} ({reason}) although "
-                                "the server never answered it before")
+                raise Violation(
+                    "idempotency",
+                    f"{key} answered {status} ({reason}) although "
+                    "the server never answered it before",
+                )
             self.final[key] = Answer(op, digest, status, result.get("version"))
         elif digest != first.digest:
             if (status, reason) != ("rejected", "key_reused"):
-                raise Violation("idempotency", f"{key} reused with another payload and "
-                                f"answered {status}, not rejected key_reused")
+                raise Violation(
+                    "idempotency",
+                    f"{key} reused with another payload and "
+                    f"answered {status}, not rejected key_reused",
+                )
         elif (status, result.get("original"), result.get("version")) != (
-            "duplicate", first.outcome, first.version,
+            "duplicate",
+            first.outcome,
+            first.version,
         ):
-            raise Violation("idempotency", f"{key} replayed: first {first.outcome} "
-                            f"v{first.version}, now {status}/{result.get('original')} "
-                            f"v{result.get('version')}")
+            raise Violation(
+                "idempotency",
+                f"{key} replayed: first {first.outcome} "
+                f"v{first.version}, now {status}/{result.get('original')} "
+                f"v{result.get('version')}",
+            )
 
     def server_write(self, record_id: str, name: str, value: Any, version: int, base: int) -> None:
         self.server_writes.append(
@@ -383,10 +444,14 @@ class ChaosTransport:
         if "/sync/" not in request.path:
             return world.wire.handle(request)  # sign-in and refresh: never faulted
         index, self.count = self.count, self.count + 1
-        fault, is_push = self.fault, request.path.endswith("/sync/push")
-        at = fault.at % 2 if fault is not None and fault.kind in _PUSH_ONLY else None
-        if fault is None or index < (fault.at if at is None else at) or (
-            at is not None and not is_push
+        fault = self.fault
+        phase = None
+        if fault is not None and fault.kind in _PUSH_ONLY | _PULL_ONLY:
+            phase = "/sync/push" if fault.kind in _PUSH_ONLY else "/sync/pull"
+        if (
+            fault is None
+            or index < (fault.at if phase is None else fault.at % 2)
+            or (phase is not None and not request.path.endswith(phase))
         ):
             return world.deliver(request, self.device)
         self.fault = None
@@ -467,10 +532,15 @@ class World:
             self.devices.append(dev)
 
     def _open(self, dev: Device) -> None:
-        dev.client = Client(db_path=dev.path, device_id=dev.device_id,
-                            transport=ChaosTransport(self, dev), sleep=lambda s: None,
-                            clock=lambda: int(time.time() * 1000) + dev.skew, max_attempts=2,
-                            page_size=3)
+        dev.client = Client(
+            db_path=dev.path,
+            device_id=dev.device_id,
+            transport=ChaosTransport(self, dev),
+            sleep=lambda s: None,
+            clock=lambda: int(time.time() * 1000) + dev.skew,
+            max_attempts=2,
+            page_size=3,
+        )
 
     def close(self) -> None:
         for dev in self.devices:
@@ -488,11 +558,15 @@ class World:
         if response.status == 200:
             if request.path.endswith("/sync/push"):
                 answer = json.loads(response.content)
-                self.stats.update(f"push.{r['status']}.{r.get('reason') or r.get('original') or ''}"
-                                  for r in answer["results"])
+                self.stats.update(
+                    f"push.{r['status']}.{r.get('reason') or r.get('original') or ''}"
+                    for r in answer["results"]
+                )
                 self.model.observe_push(_body(request), answer)
-            elif request.path.endswith("/sync/pull") and device is not None and (
-                _body(request)["cursor"] == 0 or json.loads(response.content)["reset"]
+            elif (
+                request.path.endswith("/sync/pull")
+                and device is not None
+                and (_body(request)["cursor"] == 0 or json.loads(response.content)["reset"])
             ):
                 device.restarted = True
         return response
@@ -547,8 +621,9 @@ class World:
         found = [views[r] for r in self.records if r in views]
         return [v for v in found if not (live and v["deleted"])]
 
-    def _pick(self, dev: Device, index: int, *, live: bool = True,
-              rtype: str | None = None) -> dict[str, Any] | None:
+    def _pick(
+        self, dev: Device, index: int, *, live: bool = True, rtype: str | None = None
+    ) -> dict[str, Any] | None:
         views = [v for v in self._visible(dev, live) if rtype in (None, v["type"])]
         return views[index % len(views)] if views else None
 
@@ -638,8 +713,9 @@ class World:
                 elif kind == "move":
                     target = GRID_2 if before.grid_code == GRID_1 else GRID_1
                     rec = actions.move(head, scope, rid, target)
-                    self.model.server_write(rid, "grid_code", target, rec.state.version,
-                                            before.version)
+                    self.model.server_write(
+                        rid, "grid_code", target, rec.state.version, before.version
+                    )
                 self.stats[f"console.{kind}"] += 1
             except APIError:
                 db.session.rollback()
@@ -717,16 +793,24 @@ class World:
         dev.client.close()
         self.retired.append(dev)
         self.check_outbox_intact(dev)
-        new = Device(dev.slot, dev.user, dev.generation + 1,
-                     self.dir / f"c{dev.slot}g{dev.generation + 1}.sqlite3", skew=dev.skew)
+        new = Device(
+            dev.slot,
+            dev.user,
+            dev.generation + 1,
+            self.dir / f"c{dev.slot}g{dev.generation + 1}.sqlite3",
+            skew=dev.skew,
+        )
         self._open(new)
         new.client.login(dev.user, PASSWORD)
         self.devices[self.devices.index(dev)] = new
 
     def edit_during(self, dev: Device) -> None:
         """The worker keeps typing while the sync runs: an edit between two requests."""
-        views = self._visible(dev)
-        if views:
+        server = self.server_records()
+        views = sorted(
+            self._visible(dev), key=lambda v: server[v["id"]].seq if v["id"] in server else 0
+        )
+        if views:  # the record the server changed last: the pull under way may bring it
             view = views[-1]
             name, values = FIELDS[view["type"]][0]
             current = view["fields"].get(name)
@@ -785,25 +869,40 @@ class World:
         states: dict[str, RecordState] = {}
         for op, answer in acked:
             if op.record_id not in server:
-                raise Violation("nothing_lost", f"{op.key} was acknowledged ({answer.outcome}) "
-                                f"but the server has no record {op.record_id}")
+                raise Violation(
+                    "nothing_lost",
+                    f"{op.key} was acknowledged ({answer.outcome}) "
+                    f"but the server has no record {op.record_id}",
+                )
             state = states.get(op.record_id) or RecordState.from_dict(
-                json.loads(server[op.record_id].state))
+                json.loads(server[op.record_id].state)
+            )
             states[op.record_id] = state
             if op.kind is OpKind.APPEND:
                 if op.item["id"] not in state.collections.get(op.collection, {}):
-                    raise Violation("nothing_lost", f"acknowledged {op.collection} item of "
-                                    f"{op.key} is missing from {op.record_id}")
+                    raise Violation(
+                        "nothing_lost",
+                        f"acknowledged {op.collection} item of "
+                        f"{op.key} is missing from {op.record_id}",
+                    )
                 continue
             for name, w in _writes(op, answer.version).items():
-                live = [x for x in state.fields.get(name, ()) if
-                        (x.device_id, x.seq) == (w.device_id, w.seq)]
+                live = [
+                    x
+                    for x in state.fields.get(name, ())
+                    if (x.device_id, x.seq) == (w.device_id, w.seq)
+                ]
                 if live and live[0].value == w.value:
                     continue
-                if not any(x.saw(w) for x in by_field[(op.record_id, name)]
-                           if (x.device_id, x.seq) != (w.device_id, w.seq)):
-                    raise Violation("nothing_lost", f"acknowledged write lost: {op.key} "
-                                    f"{op.record_id} {name}={w.value!r}")
+                if not any(
+                    x.saw(w)
+                    for x in by_field[(op.record_id, name)]
+                    if (x.device_id, x.seq) != (w.device_id, w.seq)
+                ):
+                    raise Violation(
+                        "nothing_lost",
+                        f"acknowledged write lost: {op.key} {op.record_id} {name}={w.value!r}",
+                    )
 
     def check_outbox_intact(self, dev: Device) -> None:
         """Every edit the server has not finally answered is still pending, unchanged (a new
@@ -820,8 +919,10 @@ class World:
                 continue
             have = pending.get(op["seq"])
             if have is None:
-                raise Violation("outbox", f"{dev}: unacknowledged edit {key} ({op['kind']}) "
-                                "vanished from the outbox")
+                raise Violation(
+                    "outbox",
+                    f"{dev}: unacknowledged edit {key} ({op['kind']}) vanished from the outbox",
+                )
             if {**have, "hlc": ""} != {**op, "hlc": ""}:
                 raise Violation("outbox", f"{dev}: pending edit {key} was changed")
         for seq, op in pending.items():
@@ -836,12 +937,16 @@ class World:
                 continue
             wanted = dev.made[key]["fields"][name]
             if views[rid]["fields"].get(name) != wanted:
-                raise Violation("read_your_writes", f"{dev} shows {rid} {name}="
-                                f"{views[rid]['fields'].get(name)!r}, its pending edit {key} "
-                                f"wrote {wanted!r}")
+                raise Violation(
+                    "read_your_writes",
+                    f"{dev} shows {rid} {name}="
+                    f"{views[rid]['fields'].get(name)!r}, its pending edit {key} "
+                    f"wrote {wanted!r}",
+                )
 
-    def check_cursor_and_scope(self, dev: Device, server: dict[str, ServerRecord],
-                               top: int) -> None:
+    def check_cursor_and_scope(
+        self, dev: Device, server: dict[str, ServerRecord], top: int
+    ) -> None:
         """The cursor only moves forward (except on a reset or full re-pull), never past the
         server, and covers what it claims: every change in scope at or below it is stored.
         The device holds nothing outside its user's jurisdiction (pending removals aside)."""
@@ -855,23 +960,35 @@ class World:
         if dev.scope_stale:
             return
         scope = Scope(self.scope_of(dev.user))
-        local = dict(store.db.execute(
-            "SELECT id, snapshot FROM records WHERE snapshot IS NOT NULL").fetchall())
+        local = dict(
+            store.db.execute(
+                "SELECT id, snapshot FROM records WHERE snapshot IS NOT NULL"
+            ).fetchall()
+        )
         for rid, rec in server.items():
             if rec.seq <= cursor and scope.contains(rec.grid_code):
                 if rid not in local:
-                    raise Violation("cursor", f"{dev}: change {rec.seq} of {rid} is at or "
-                                    f"below the cursor {cursor} but was never applied")
+                    raise Violation(
+                        "cursor",
+                        f"{dev}: change {rec.seq} of {rid} is at or "
+                        f"below the cursor {cursor} but was never applied",
+                    )
                 if json.loads(local[rid]) != json.loads(rec.snapshot):
-                    raise Violation("cursor", f"{dev}: {rid} differs from the server's "
-                                    f"change {rec.seq} although the cursor is {cursor}")
+                    raise Violation(
+                        "cursor",
+                        f"{dev}: {rid} differs from the server's "
+                        f"change {rec.seq} although the cursor is {cursor}",
+                    )
         for rid in local:
             rec = server.get(rid)
             if rec is None:
                 raise Violation("scope", f"{dev} holds {rid}, which the server does not have")
             if not scope.contains(rec.grid_code) and rec.seq <= cursor:
-                raise Violation("scope", f"{dev} ({dev.user}) holds {rid} of grid "
-                                f"{rec.grid_code}, outside its jurisdiction")
+                raise Violation(
+                    "scope",
+                    f"{dev} ({dev.user}) holds {rid} of grid "
+                    f"{rec.grid_code}, outside its jurisdiction",
+                )
 
     # --- the end: heal, then convergence, nothing lost, idempotent replay ---------------------
 
@@ -883,8 +1000,9 @@ class World:
                 try:
                     dev.client.sync()
                 except (ClientError, KillSwitch) as exc:
-                    raise Violation("convergence", f"{dev}: sync failed after healing: "
-                                    f"{exc!r}") from exc
+                    raise Violation(
+                        "convergence", f"{dev}: sync failed after healing: {exc!r}"
+                    ) from exc
                 dev.scope_stale = False
                 self.check()
         server = self.server_records()
@@ -892,21 +1010,30 @@ class World:
         for dev in self.devices:
             store = dev.client.store
             if dev.client.pending_count() or store.count("acked"):
-                raise Violation("convergence", f"{dev}: {dev.client.pending_count()} pending, "
-                                f"{store.count('acked')} acked after healing")
+                raise Violation(
+                    "convergence",
+                    f"{dev}: {dev.client.pending_count()} pending, "
+                    f"{store.count('acked')} acked after healing",
+                )
             unanswered = sorted(set(dev.made) - set(self.model.final))
             if unanswered:
                 raise Violation("nothing_lost", f"{dev}: edits never answered: {unanswered}")
             if store.get("cursor") != top:
                 raise Violation("cursor", f"{dev}: cursor {store.get('cursor')} != {top}")
             scope = Scope(self.scope_of(dev.user))
-            want = {rid: json.loads(r.snapshot) for rid, r in server.items()
-                    if scope.contains(r.grid_code)}
+            want = {
+                rid: json.loads(r.snapshot)
+                for rid, r in server.items()
+                if scope.contains(r.grid_code)
+            }
             have = {v["id"]: v for v in store.views()}
             for rid in sorted(set(want) | set(have)):
                 if want.get(rid) != have.get(rid):
-                    raise Violation("convergence", f"{dev}: {rid} is {have.get(rid)} on the "
-                                    f"device, {want.get(rid)} on the server")
+                    raise Violation(
+                        "convergence",
+                        f"{dev}: {rid} is {have.get(rid)} on the "
+                        f"device, {want.get(rid)} on the server",
+                    )
         for dev in self.retired:
             self.check_outbox_intact(dev)
         self.check_replay_is_noop()
@@ -915,12 +1042,13 @@ class World:
         """Re-sending every answered operation changes nothing and answers duplicate."""
         before = self.server_records()
         for dev in self.devices:
-            ops = [a.op for k, a in self.model.final.items()
-                   if a.op["device_id"] == dev.device_id]
+            ops = [a.op for k, a in self.model.final.items() if a.op["device_id"] == dev.device_id]
             for start in range(0, len(ops), 3):
                 try:
-                    answer = dev.client.api.call("/api/v1/sync/push", {
-                        "device_id": dev.device_id, "operations": ops[start:start + 3]})
+                    answer = dev.client.api.call(
+                        "/api/v1/sync/push",
+                        {"device_id": dev.device_id, "operations": ops[start : start + 3]},
+                    )
                 except ClientError as exc:
                     raise Violation("idempotency", f"{dev}: replay failed: {exc!r}") from exc
                 for result in answer["results"]:
