@@ -12,6 +12,7 @@ help:
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - the sync benchmark (JSON lines); BENCH_ARGS=--quick for a short run"
+	@echo "make soak   - chaos schedules on the real server and SDK; SOAK_ARGS=--schedules 10000"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,3 +35,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis
+
+soak: $(STAMP)
+	$(BIN)/python -m linli.soak $(SOAK_ARGS)
