@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from server.db import utcnow
 from server.extensions import db
-from server.models import Device, Record, Removal, SyncCounter
+from server.models import Device, GridDigest, Record, Removal, SyncCounter
 from server.scope import Scope
 from sync import PullRequest
 
@@ -64,9 +64,10 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
     checksum = None
     if not has_more:
         count, total = session.execute(
-            select(func.count(Record.id), func.coalesce(func.sum(Record.version), 0)).where(
-                in_scope
-            )
+            select(
+                func.coalesce(func.sum(GridDigest.count), 0),
+                func.coalesce(func.sum(GridDigest.version_sum), 0),
+            ).where(scope.filter(GridDigest.grid_code))
         ).one()
         checksum = {"count": int(count), "version_sum": int(total)}
     session.commit()

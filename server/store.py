@@ -21,10 +21,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.db import utcnow
-from server.models import Record, Removal, SyncCounter, SyncOp
+from server.models import GridDigest, Record, Removal, SyncCounter, SyncOp
 from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, canonical_json, merge
 from sync import snapshot as build_snapshot
 
@@ -52,6 +54,12 @@ class StoredRecord:
     exists: bool = True
     dirty: bool = False
     old_grid: str | None = None  # set when the record moves to another grid
+    stored_grid: str | None = None  # grid and version as last written, for the grid digests
+    stored_version: int = 0
+
+    def __post_init__(self) -> None:
+        if self.exists and self.stored_grid is None:
+            self.stored_grid, self.stored_version = self.grid_code, self.state.version
 
     @property
     def id(self) -> str:
@@ -246,12 +254,44 @@ class RecordBatch:
                 conn.execute(stmt, [{**r, "b_id": r.pop("id")} for r in old_rows])
             if removals:
                 conn.execute(Removal.__table__.insert(), removals)
+            self._update_digests(conn, dirty)
             for rec in dirty:
                 rec.exists, rec.dirty, rec.old_grid = True, False, None
+                rec.stored_grid, rec.stored_version = rec.grid_code, rec.state.version
         if self.receipts:
             self.session.connection().execute(SyncOp.__table__.insert(), self.receipts)
             self.receipts = []
         return len(dirty)
+
+    def _update_digests(self, conn: Any, dirty: list[StoredRecord]) -> None:
+        """Keep each grid's record count and version sum (the pull checksum) in step with the
+        records, so a checksum costs the number of grids in scope, not the number of records."""
+        deltas: dict[str, list[int]] = {}
+        for rec in dirty:
+            if rec.exists and rec.stored_grid is not None:
+                old = deltas.setdefault(rec.stored_grid, [0, 0])
+                old[0] -= 1
+                old[1] -= rec.stored_version
+            new = deltas.setdefault(rec.grid_code, [0, 0])
+            new[0] += 1
+            new[1] += rec.state.version
+        rows = [
+            {"grid_code": g, "count": c, "version_sum": v}
+            for g, (c, v) in sorted(deltas.items())
+            if c or v
+        ]
+        if not rows:
+            return
+        insert_for = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        stmt = insert_for(GridDigest.__table__)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["grid_code"],
+            set_={
+                "count": GridDigest.__table__.c.count + stmt.excluded.count,
+                "version_sum": GridDigest.__table__.c.version_sum + stmt.excluded.version_sum,
+            },
+        )
+        conn.execute(stmt, rows)
 
     def _row(self, rec: StoredRecord, seq: int) -> dict[str, Any]:
         state = rec.state

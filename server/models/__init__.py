@@ -2,7 +2,7 @@
 
 from server.models.audit import GENESIS_HASH, AccessLog, AuditEntry
 from server.models.codes import CodeEntry
-from server.models.records import Record, Removal, SyncCounter, SyncOp
+from server.models.records import GridDigest, Record, Removal, SyncCounter, SyncOp
 from server.models.territory import AdminUnit, UnitLevel, level_of, parent_code_of
 from server.models.users import (
     ADMIN_ROLES,
@@ -22,6 +22,7 @@ __all__ = [
     "AuditEntry",
     "CodeEntry",
     "Device",
+    "GridDigest",
     "LoginAttempt",
     "Record",
     "RefreshToken",

@@ -75,6 +75,17 @@ class Removal(db.Model):
     reason: Mapped[str] = mapped_column(String(32), default="scope")
 
 
+class GridDigest(db.Model):
+    """Per grid: how many records it holds and the sum of their versions — the record-set
+    checksum of a scope is the sum over its grids, kept up to date by every write."""
+
+    __tablename__ = "grid_digest"
+
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    version_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class SyncCounter(db.Model):
     __tablename__ = "sync_counter"
 
@@ -82,4 +93,4 @@ class SyncCounter(db.Model):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-__all__ = ["Record", "Removal", "SyncCounter", "SyncOp"]
+__all__ = ["GridDigest", "Record", "Removal", "SyncCounter", "SyncOp"]

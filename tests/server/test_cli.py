@@ -31,6 +31,7 @@ FOUNDATION_TABLES = {
     "sync_op",
     "removal",
     "sync_counter",
+    "grid_digest",
 }
 
 

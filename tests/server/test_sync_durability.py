@@ -238,3 +238,48 @@ def _cursor_race(app):
         seen[i].update(d.snapshots)
         assert seen[i] == created, f"puller {i} missed {len(created - seen[i])} changes"
         assert d.checksum() == d.last_pull["checksum"]
+
+
+def test_grid_digests_equal_a_full_count_after_any_history(
+    any_app, client, make_user, make_unit, login
+):
+    from server.models import GridDigest
+    from tests.conftest import GRID_2
+
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    make_unit(GRID_2)
+    head = make_user("community_head")
+    head_login = login(head)
+    ids = [a.create("visit", findings=f"v{i}") for i in range(12)]
+    a.push()
+    for rid in ids[:5]:
+        a.update(rid, findings="edited")
+    a.delete(ids[5])
+    a.note(ids[6], "note")
+    a.push()
+    for rid in ids[7:10]:
+        moved = client.post(
+            f"/api/v1/records/{rid}/move", json={"grid_code": GRID_2}, headers=head_login.headers
+        )
+        assert moved.status_code == 200
+    client.post(
+        f"/api/v1/records/{ids[0]}/review",
+        json={"decision": "approved"},
+        headers=head_login.headers,
+    )
+    with any_app.app_context():
+        actual = {
+            row.grid_code: (row.n, row.v)
+            for row in db.session.execute(
+                select(
+                    Record.grid_code, func.count().label("n"), func.sum(Record.version).label("v")
+                ).group_by(Record.grid_code)
+            )
+        }
+        digests = {
+            d.grid_code: (d.count, d.version_sum)
+            for d in db.session.execute(select(GridDigest)).scalars()
+        }
+    assert digests == actual and set(actual) == {GRID_1, GRID_2}
+    a.pull()
+    assert a.checksum() == a.last_pull["checksum"]

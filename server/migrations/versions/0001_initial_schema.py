@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 11:38:07.030699
+Create Date: 2026-11-27 12:25:26.419786
 
 """
 
@@ -68,6 +68,13 @@ def upgrade():
     with op.batch_alter_table("code_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_code_entry_table_name"), ["table_name"], unique=False)
 
+    op.create_table(
+        "grid_digest",
+        sa.Column("grid_code", sa.String(length=15), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("version_sum", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("grid_code", name=op.f("pk_grid_digest")),
+    )
     op.create_table(
         "login_attempt",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -279,6 +286,7 @@ def downgrade():
         batch_op.drop_index("ix_login_attempt_key_at")
 
     op.drop_table("login_attempt")
+    op.drop_table("grid_digest")
     with op.batch_alter_table("code_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_code_entry_table_name"))
 
