@@ -190,6 +190,13 @@ def _op(text: str) -> Operation:
     return Operation.from_dict(json.loads(text))
 
 
+def _view(snapshot: str | None, ops: list[Operation] | None) -> dict[str, Any] | None:
+    """:func:`sync.overlay` of a stored snapshot with its ops. Without ops the freshly decoded
+    snapshot is the view already (overlay would only deep-copy it)."""
+    snap = json.loads(snapshot) if snapshot else None
+    return overlay(snap, ops) if ops else snap
+
+
 def _select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Iterator[Any]:
     """Rows of ``sql`` whose ``IN ({})`` takes ``values``, a chunk of ids at a time."""
     items = list(values)
@@ -378,11 +385,10 @@ class Store:
     def view(self, record_id: str) -> dict[str, Any] | None:
         """The record as the worker sees it, or None if unknown (or only a rejected create)."""
         row = self.db.execute("SELECT snapshot FROM records WHERE id = ?", [record_id]).fetchone()
-        ops = self._ops([record_id]).get(record_id, [])
+        ops = self._ops([record_id]).get(record_id)
         if row is None and not ops:
             return None
-        snap = json.loads(row[0]) if row and row[0] else None
-        return overlay(snap, ops)
+        return _view(row[0] if row else None, ops)
 
     @_storage
     def views(
@@ -403,7 +409,7 @@ class Store:
         ops = self._ops(None)
         result = []
         for record_id, snap in rows:
-            view = overlay(json.loads(snap) if snap else None, ops.get(record_id, []))
+            view = _view(snap, ops.get(record_id))
             if view is not None and (not grid_code or view.get("grid_code") == grid_code):
                 result.append(view)
         return result
