@@ -1,12 +1,17 @@
 """``linli field``: a reference field app on the command line, built only on the public SDK.
 
-Configure with ``--server`` / ``--db`` or the environment (``LINLI_FIELD_SERVER``,
-``LINLI_FIELD_DB``, ``LINLI_FIELD_PASSWORD``). Example::
+Configure with ``--server`` / ``--db`` / ``--key`` or the environment (``LINLI_FIELD_SERVER``,
+``LINLI_FIELD_DB``, ``LINLI_FIELD_KEY``, ``LINLI_FIELD_PASSWORD``). Example::
 
     linli field --server http://127.0.0.1:5000 login worker1
     linli field visit --grid 990101001001001 --findings "独居老人，身体尚可" --note "下周复访"
+    linli field note 3f2a... "电话回访：已修好"
+    linli field advance 3f2a... assign --param responsible_unit=调委会 --opinion 受理
     linli field status
     linli field sync
+
+A test may pass ``obj={"transport": ...}`` to click to run the commands against an app in
+process (``AppTransport``).
 """
 
 from __future__ import annotations
@@ -38,17 +43,29 @@ __all__ = ["field"]
     default=None,
     help="The Linli server's base URL, e.g. https://linli.example.gov.",
 )
+@click.option(
+    "--key",
+    envvar="LINLI_FIELD_KEY",
+    default=None,
+    help="Passphrase of an encrypted device database (SQLCipher); "
+    "prefer the LINLI_FIELD_KEY environment variable to keep it out of the shell history.",
+)
 @click.pass_context
-def field(ctx: click.Context, db_path: str, server: str | None) -> None:
+def field(ctx: click.Context, db_path: str, server: str | None, key: str | None) -> None:
     """The field app of a grid worker: work offline, then sync."""
-    ctx.obj = {"db_path": db_path, "server": server}
+    ctx.ensure_object(dict).update(db_path=db_path, server=server, key=key)
 
 
 @contextmanager
 def _client(ctx: click.Context) -> Iterator[Client]:
     """Open the device; turn SDK errors into a clean message and exit status 1."""
     try:
-        with Client(db_path=ctx.obj["db_path"], base_url=ctx.obj["server"]) as client:
+        with Client(
+            db_path=ctx.obj["db_path"],
+            base_url=ctx.obj["server"],
+            transport=ctx.obj.get("transport"),
+            encryption_key=ctx.obj["key"],
+        ) as client:
             yield client
     except ValidationError as exc:
         problems = "; ".join(f"{k}: {v}" for k, v in sorted(exc.errors.items()))
@@ -150,6 +167,60 @@ def dispute(
             grid_code=grid, title=title, category=category, description=description
         )
         click.echo(f"Saved dispute {view['id']}.")
+
+
+@field.command()
+@click.argument("record_id")
+@click.argument("text")
+@click.pass_context
+def note(ctx: click.Context, record_id: str, text: str) -> None:
+    """Add a note to a record already on this device (notes are never lost to a conflict)."""
+    with _client(ctx) as client:
+        view = client.add_note(record_id, text)
+        click.echo(f"Note added to {view['type']} {view['id']}.")
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``k=v`` pairs; each value is JSON (a number, a list, ...) or else plain text."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--param")
+        try:
+            found[name.strip()] = json.loads(text)
+        except ValueError:
+            found[name.strip()] = text
+    return found
+
+
+@field.command()
+@click.argument("dispute_id")
+@click.argument("action")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter of the step, e.g. responsible_unit=调委会 (repeat for several).",
+)
+@click.option("--opinion", default=None, help="Your opinion or comment on this step.")
+@click.pass_context
+def advance(
+    ctx: click.Context, dispute_id: str, action: str, params: tuple[str, ...], opinion: str | None
+) -> None:
+    """Take a workflow step on a dispute (accept, assign, start, resolve, follow_up, ...).
+
+    The step is checked here with the server's rules; the server decides again on sync.
+    """
+    values = _params(params)
+    with _client(ctx) as client:
+        view = client.advance(dispute_id, action, opinion=opinion, **values)
+        allowed = client.allowed_actions(view["id"])
+        click.echo(
+            f"Step {action} saved on dispute {view['id']}; it will be sent with the next sync."
+        )
+        click.echo("Next possible steps: " + (", ".join(allowed) if allowed else "none") + ".")
 
 
 @field.command()
