@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "INSTANCE_PATH": None,
     # Storage. None means "sqlite file linli.sqlite3 in the instance folder".
     "DATABASE_URL": None,
-    "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    "SQLITE_BUSY_TIMEOUT_MS": 30000,
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     # Secrets. None means "generated once and kept in the instance folder".
     "SECRET_KEY": None,

@@ -24,17 +24,17 @@ blp = Blueprint("admin", __name__, url_prefix=f"{URL_PREFIX}/admin", description
 
 
 @blp.get("/users")
-@blp.response(200, AdminUserSchema(many=True))
 @require_auth(*ADMIN_ROLES)
+@blp.response(200, AdminUserSchema(many=True))
 def list_users() -> Any:
     """Users whose home unit is within your scope."""
     return accounts.list_users(g.scope)
 
 
 @blp.post("/users")
+@require_auth(*ADMIN_ROLES)
 @blp.arguments(UserCreateSchema)
 @blp.response(201, AdminUserSchema)
-@require_auth(*ADMIN_ROLES)
 def create_user(args: dict[str, Any]) -> Any:
     """Create a user within your scope, with a role no higher than yours."""
     user = accounts.create_user(g.user.username, scope=g.scope, actor_role=g.user.role, **args)
@@ -43,9 +43,9 @@ def create_user(args: dict[str, Any]) -> Any:
 
 
 @blp.post("/users/<int(max=2147483647):user_id>/password")
+@require_auth(*ADMIN_ROLES)
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
-@require_auth(*ADMIN_ROLES)
 def reset_password(args: dict[str, Any], user_id: int) -> None:
     """Set a new password for a user."""
     accounts.reset_password(g.user.username, user_id, args["password"], scope=g.scope)
@@ -53,9 +53,9 @@ def reset_password(args: dict[str, Any], user_id: int) -> None:
 
 
 @blp.put("/users/<int(max=2147483647):user_id>/grids")
+@require_auth(*ADMIN_ROLES)
 @blp.arguments(GridsSchema)
 @blp.response(200, AdminUserSchema)
-@require_auth(*ADMIN_ROLES)
 def set_grids(args: dict[str, Any], user_id: int) -> Any:
     """Replace a grid worker's assigned grids."""
     user = accounts.set_grids(g.user.username, user_id, args["grids"], scope=g.scope)
@@ -64,16 +64,16 @@ def set_grids(args: dict[str, Any], user_id: int) -> Any:
 
 
 @blp.get("/devices")
-@blp.response(200, DeviceSchema(many=True))
 @require_auth(*ADMIN_ROLES)
+@blp.response(200, DeviceSchema(many=True))
 def list_devices() -> Any:
     """Devices of users within your scope."""
     return accounts.list_devices(g.scope)
 
 
 @blp.post("/devices/<device_id>/revoke")
-@blp.response(200, DeviceSchema)
 @require_auth(*ADMIN_ROLES)
+@blp.response(200, DeviceSchema)
 def revoke_device(device_id: str) -> Any:
     """Revoke a device; its tokens stop working on their next use."""
     device = accounts.revoke_device(g.user.username, device_id, scope=g.scope)

@@ -36,16 +36,16 @@ def refresh(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.post("/auth/logout")
-@blp.response(204)
 @require_auth()
+@blp.response(204)
 def logout() -> None:
     """Revoke this device's refresh tokens."""
     sessions.logout(g.user, g.device)
 
 
 @blp.get("/me")
-@blp.response(200, MeSchema)
 @require_auth()
+@blp.response(200, MeSchema)
 def me() -> dict[str, Any]:
     """The signed-in user, their scope and device."""
     return {"user": g.user, "scope": g.scope.as_dict(), "device_id": g.device.id}

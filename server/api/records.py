@@ -36,17 +36,17 @@ def _snapshot(record_id: str) -> dict[str, Any]:
 
 
 @blp.get("/<uuid:record_id>")
-@blp.response(200, RecordSchema)
 @require_auth()
+@blp.response(200, RecordSchema)
 def get_record(record_id: Any) -> dict[str, Any]:
     """A record in your jurisdiction, sensitive fields masked."""
     return _snapshot(str(record_id))
 
 
 @blp.post("/<uuid:record_id>/review")
+@require_auth(*actions.REVIEWER_ROLES)
 @blp.arguments(ReviewSchema)
 @blp.response(200, RecordSchema)
-@require_auth(*actions.REVIEWER_ROLES)
 def review(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
     """Approve, or return to the worker with a comment."""
     actions.review(g.user, g.scope, str(record_id), args["decision"], args["comment"])
@@ -54,9 +54,9 @@ def review(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
 
 
 @blp.post("/<uuid:record_id>/resolve")
+@require_auth()
 @blp.arguments(ResolveSchema)
 @blp.response(200, RecordSchema)
-@require_auth()
 def resolve(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
     """Settle a conflict on one field, with a reason."""
     actions.resolve(g.user, g.scope, str(record_id), args["field"], args["value"], args["reason"])
@@ -64,9 +64,9 @@ def resolve(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
 
 
 @blp.post("/<uuid:record_id>/move")
+@require_auth(*actions.REVIEWER_ROLES)
 @blp.arguments(MoveSchema)
 @blp.response(200, RecordSchema)
-@require_auth(*actions.REVIEWER_ROLES)
 def move(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
     """Reassign the record to another grid in your jurisdiction."""
     actions.move(g.user, g.scope, str(record_id), args["grid_code"])
@@ -74,9 +74,9 @@ def move(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
 
 
 @blp.post("/<uuid:record_id>/case")
+@require_auth()
 @blp.arguments(CaseActionSchema)
 @blp.response(200, RecordSchema)
-@require_auth()
 def advance_case(args: dict[str, Any], record_id: Any) -> dict[str, Any]:
     """A dispute workflow action (accept, assign, resolve, close, ...)."""
     actions.advance_case(

@@ -95,7 +95,7 @@ def create_user() -> Any:
     return _act(run)
 
 
-@bp.post("/admin/users/<int:user_id>/grids")
+@bp.post("/admin/users/<int(max=2147483647):user_id>/grids")
 @admin
 def set_grids(user_id: int) -> Any:
     def run() -> str:
@@ -107,7 +107,7 @@ def set_grids(user_id: int) -> Any:
     return _act(run)
 
 
-@bp.post("/admin/users/<int:user_id>/password")
+@bp.post("/admin/users/<int(max=2147483647):user_id>/password")
 @admin
 def reset_password(user_id: int) -> Any:
     def run() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import UTCDateTime, utcnow
@@ -74,7 +74,7 @@ class Device(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    clock_skew_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    clock_skew_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -59,7 +59,7 @@ def test_sqlite_pragmas(app):
         pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
         assert pragma("journal_mode") == "wal"
         assert pragma("foreign_keys") == 1
-        assert pragma("busy_timeout") == 5000
+        assert pragma("busy_timeout") == 30000
         assert pragma("synchronous") == 2  # FULL
 
 
