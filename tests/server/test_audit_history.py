@@ -61,8 +61,14 @@ def history(any_app, client, make_user, make_unit, login):
     act(visit, "review", {"decision": "approved"})
     act(household, "review", {"decision": "returned", "comment": "请补充电话"})
     act(dispute, "case", {"action": "accept"})
-    act(dispute, "case", {"action": "assign", "params": {"responsible_unit": "司法所",
-                                                          "responsible_person": "李调解"}})
+    act(
+        dispute,
+        "case",
+        {
+            "action": "assign",
+            "params": {"responsible_unit": "司法所", "responsible_person": "李调解"},
+        },
+    )
     tablet.pull()
     tablet.step(dispute, "start")
     assert [r["status"] for r in tablet.push()] == ["applied"]
@@ -109,12 +115,15 @@ def test_history_entries_name_actor_target_and_what_was_decided(history):
     assert by_action["device.revoke"].target.startswith("device:")
 
 
-
-
 def _alter_payload(app: Any) -> int:
     seq = _seq_of(app, "review.returned")
-    _sql(app, ("UPDATE audit_entry SET payload = :p WHERE seq = :s",
-               {"p": '{"comment":"通过","version":1}', "s": seq}))
+    _sql(
+        app,
+        (
+            "UPDATE audit_entry SET payload = :p WHERE seq = :s",
+            {"p": '{"comment":"通过","version":1}', "s": seq},
+        ),
+    )
     return seq
 
 
@@ -127,9 +136,12 @@ def _delete_entry(app: Any) -> int:
 def _swap_two(app: Any) -> int:
     a, b = _seq_of(app, "case.accept"), _seq_of(app, "record.move")
     assert a < b
-    _sql(app, ("UPDATE audit_entry SET seq = -1 WHERE seq = :a", {"a": a}),
-         ("UPDATE audit_entry SET seq = :a WHERE seq = :b", {"a": a, "b": b}),
-         ("UPDATE audit_entry SET seq = :b WHERE seq = -1", {"b": b}))
+    _sql(
+        app,
+        ("UPDATE audit_entry SET seq = -1 WHERE seq = :a", {"a": a}),
+        ("UPDATE audit_entry SET seq = :a WHERE seq = :b", {"a": a, "b": b}),
+        ("UPDATE audit_entry SET seq = :b WHERE seq = -1", {"b": b}),
+    )
     return a
 
 
@@ -138,21 +150,34 @@ def _insert_forged(app: Any) -> int:
     k = _seq_of(app, "review.returned") + 1
     before = next(e for e in _entries(app) if e.seq == k - 1)
     payload = {"comment": None, "version": 1}
-    forged_hash = audit.entry_hash(before.hash, k, before.at, before.actor, "review.approved",
-                                   before.target, payload)
-    _sql(app,
-         ("UPDATE audit_entry SET seq = -(seq + 1) WHERE seq >= :k", {"k": k}),
-         ("UPDATE audit_entry SET seq = -seq WHERE seq < 0", {}),
-         ("INSERT INTO audit_entry (seq, at, actor, action, target, payload, prev_hash, hash) "
-          "SELECT :seq, at, actor, 'review.approved', target, :payload, :prev, :hash "
-          "FROM audit_entry WHERE seq = :source",
-          {"seq": k, "source": k - 1, "payload": audit.canonical_json(payload),
-           "prev": before.hash, "hash": forged_hash}))
+    forged_hash = audit.entry_hash(
+        before.hash, k, before.at, before.actor, "review.approved", before.target, payload
+    )
+    _sql(
+        app,
+        ("UPDATE audit_entry SET seq = -(seq + 1) WHERE seq >= :k", {"k": k}),
+        ("UPDATE audit_entry SET seq = -seq WHERE seq < 0", {}),
+        (
+            "INSERT INTO audit_entry (seq, at, actor, action, target, payload, prev_hash, hash) "
+            "SELECT :seq, at, actor, 'review.approved', target, :payload, :prev, :hash "
+            "FROM audit_entry WHERE seq = :source",
+            {
+                "seq": k,
+                "source": k - 1,
+                "payload": audit.canonical_json(payload),
+                "prev": before.hash,
+                "hash": forged_hash,
+            },
+        ),
+    )
     return k + 1
 
 
-@pytest.mark.parametrize("tamper", [_alter_payload, _delete_entry, _swap_two, _insert_forged],
-                         ids=["alter-payload", "delete-entry", "swap-seq", "insert-forged"])
+@pytest.mark.parametrize(
+    "tamper",
+    [_alter_payload, _delete_entry, _swap_two, _insert_forged],
+    ids=["alter-payload", "delete-entry", "swap-seq", "insert-forged"],
+)
 def test_tampering_with_the_history_is_found(history, runner, tamper):
     assert runner.invoke(args=["audit", "verify"]).exit_code == 0
     count = len(_entries(history))

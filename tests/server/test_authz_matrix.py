@@ -634,8 +634,6 @@ def test_record_routes_answer_outside_scope_like_a_missing_record(
     assert there.get_json() == nowhere.get_json()
 
 
-
-
 @pytest.mark.parametrize("kind", [OpKind.UPDATE, OpKind.APPEND, OpKind.DELETE, OpKind.RESOLVE])
 def test_push_to_a_record_outside_scope_answers_like_a_missing_record(worker_world, kind):
     """A device guessing ids learns nothing: same status, reason and message either way."""

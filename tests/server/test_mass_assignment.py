@@ -50,8 +50,13 @@ _OWNED_VALUES: dict[str, Any] = {
     "mediation_outcome": "written_agreement",
     "supervision": "red",
 }
-_BY_KIND: dict[str, Any] = {"date": "2099-12-31", "text": "伪造的值", "bool": True, "int": 365,
-                            "code": "forged"}
+_BY_KIND: dict[str, Any] = {
+    "date": "2099-12-31",
+    "text": "伪造的值",
+    "bool": True,
+    "int": 365,
+    "code": "forged",
+}
 
 
 def _injected(name: str) -> Any:
@@ -60,8 +65,9 @@ def _injected(name: str) -> Any:
     return _BY_KIND[RECORD_TYPES[SERVER_ONLY[name]].fields[name].kind]
 
 
-INJECTED: dict[str, Any] = {name: _injected(name)
-                            for name in sorted(SERVER_OWNED_FIELDS | set(SERVER_ONLY))}
+INJECTED: dict[str, Any] = {
+    name: _injected(name) for name in sorted(SERVER_OWNED_FIELDS | set(SERVER_ONLY))
+}
 
 # (record type, field): server-owned fields go on a visit, server-only ones on their own type.
 TARGETS = [("visit", name) for name in sorted(SERVER_OWNED_FIELDS)] + [
@@ -94,11 +100,20 @@ def head(login, make_user):
     return login(make_user("community_head"))
 
 
-def push_one(dev: ApiDevice, kind: OpKind, rtype: str, rid: str, base: int,
-             **kw: Any) -> dict[str, Any]:
-    op = Operation(device_id=dev.device_id, seq=dev.next_seq, kind=kind, record_type=rtype,
-                   record_id=rid, base_version=base, hlc=str(dev.clock.now()),
-                   author="999999", **kw)
+def push_one(
+    dev: ApiDevice, kind: OpKind, rtype: str, rid: str, base: int, **kw: Any
+) -> dict[str, Any]:
+    op = Operation(
+        device_id=dev.device_id,
+        seq=dev.next_seq,
+        kind=kind,
+        record_type=rtype,
+        record_id=rid,
+        base_version=base,
+        hlc=str(dev.clock.now()),
+        author="999999",
+        **kw,
+    )
     dev.next_seq += 1
     [result] = dev.push([op])
     return result
@@ -125,13 +140,20 @@ def stored(app: Any, rid: str) -> dict[str, Any] | None:
         rec = db.session.get(Record, rid)
         if rec is None:
             return None
-        return {"grid_code": rec.grid_code, "version": rec.version, "seq": rec.seq,
-                "deleted": rec.deleted, "review_status": rec.review_status,
-                "review": rec.review, "author_id": rec.author_id, "device_id": rec.device_id,
-                "created_at": rec.created_at, "updated_at": rec.updated_at,
-                "state": rec.state, "snapshot": json.loads(rec.snapshot)}
-
-
+        return {
+            "grid_code": rec.grid_code,
+            "version": rec.version,
+            "seq": rec.seq,
+            "deleted": rec.deleted,
+            "review_status": rec.review_status,
+            "review": rec.review,
+            "author_id": rec.author_id,
+            "device_id": rec.device_id,
+            "created_at": rec.created_at,
+            "updated_at": rec.updated_at,
+            "state": rec.state,
+            "snapshot": json.loads(rec.snapshot),
+        }
 
 
 def test_record_api_answers_with_the_records_fields(client, device):
@@ -140,8 +162,7 @@ def test_record_api_answers_with_the_records_fields(client, device):
     assert body["fields"]["findings"] == "漏水"
 
 
-def assert_not_carried(app: Any, client: Any, login: Any, rid: str, name: str,
-                       value: Any) -> None:
+def assert_not_carried(app: Any, client: Any, login: Any, rid: str, name: str, value: Any) -> None:
     """Neither the stored row, nor the snapshot a pull sends, nor the API shows ``value``."""
     row = stored(app, rid)
     assert row is not None
@@ -175,8 +196,6 @@ def test_push_create_with_a_server_owned_field_is_rejected(app, device, rtype, n
     assert stored(app, rid) is None
 
 
-
-
 def _edit_cases() -> list[Any]:
     cases = []
     for kind in (OpKind.UPDATE, OpKind.RESOLVE):
@@ -186,8 +205,7 @@ def _edit_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("kind", "rtype", "name"), _edit_cases())
-def test_push_edit_with_a_server_owned_field_is_rejected(app, client, device, kind, rtype,
-                                                         name):
+def test_push_edit_with_a_server_owned_field_is_rejected(app, client, device, kind, rtype, name):
     rid = created(device, rtype)
     before = stored(app, rid)
     extra = {"reason": "现场核实"} if kind is OpKind.RESOLVE else {}
@@ -205,8 +223,15 @@ def test_push_resolve_cannot_toggle_deletion_without_a_conflict(app, device):
     assert push_one(device, OpKind.DELETE, "visit", rid, 1)["status"] == "applied"
     before = stored(app, rid)
     assert before["deleted"] is True
-    result = push_one(device, OpKind.RESOLVE, "visit", rid, before["version"],
-                      fields={"_deleted": False}, reason="复活")
+    result = push_one(
+        device,
+        OpKind.RESOLVE,
+        "visit",
+        rid,
+        before["version"],
+        fields={"_deleted": False},
+        reason="复活",
+    )
     assert result["status"] == "rejected", result
     assert stored(app, rid) == before
 
@@ -219,8 +244,15 @@ def test_push_resolve_may_settle_a_real_deletion_conflict(app, client, worker, l
     assert push_one(first, OpKind.DELETE, "visit", rid, 1)["status"] == "applied"
     raced = push_one(second, OpKind.UPDATE, "visit", rid, 1, fields={"findings": "还在"})
     assert raced["status"] == "conflict" and "_deleted" in raced["conflicts"]
-    result = push_one(first, OpKind.RESOLVE, "visit", rid, raced["version"],
-                      fields={"_deleted": False}, reason="住户仍在")
+    result = push_one(
+        first,
+        OpKind.RESOLVE,
+        "visit",
+        rid,
+        raced["version"],
+        fields={"_deleted": False},
+        reason="住户仍在",
+    )
     assert result["status"] == "applied", result
     assert stored(app, rid)["deleted"] is False
 
@@ -228,11 +260,23 @@ def test_push_resolve_may_settle_a_real_deletion_conflict(app, client, worker, l
 def test_unknown_top_level_keys_of_an_operation_are_ignored(app, client, device, worker):
     """Only the operation's own keys are read; look-alikes of server fields change nothing."""
     rid = created(device)
-    op = Operation(device_id=device.device_id, seq=device.next_seq, kind=OpKind.UPDATE,
-                   record_type="visit", record_id=rid, base_version=1,
-                   hlc=str(device.clock.now()), author="1", fields={"findings": "复查"}).to_dict()
-    op.update({k: v for k, v in INJECTED.items() if k not in op}, user_id=1, grid_code=GRID_2,
-              role="district_admin")
+    op = Operation(
+        device_id=device.device_id,
+        seq=device.next_seq,
+        kind=OpKind.UPDATE,
+        record_type="visit",
+        record_id=rid,
+        base_version=1,
+        hlc=str(device.clock.now()),
+        author="1",
+        fields={"findings": "复查"},
+    ).to_dict()
+    op.update(
+        {k: v for k, v in INJECTED.items() if k not in op},
+        user_id=1,
+        grid_code=GRID_2,
+        role="district_admin",
+    )
     result = push_raw(device, op)
     assert result["status"] == "applied", result
     assert_not_carried(app, client, device.login, rid, "findings", "never")
@@ -246,10 +290,16 @@ def test_unknown_top_level_keys_of_an_operation_are_ignored(app, client, device,
 def test_note_item_extra_keys_do_not_change_server_fields(any_app, client, device):
     rid = created(device)
     before = stored(any_app, rid)
-    item = {"id": str(uuid.uuid4()), "text": "再次走访", **INJECTED, "grid_code": GRID_2,
-            "fields": {"findings": "伪造"}}
-    result = push_one(device, OpKind.APPEND, "visit", rid, before["version"], collection="notes",
-                      item=item)
+    item = {
+        "id": str(uuid.uuid4()),
+        "text": "再次走访",
+        **INJECTED,
+        "grid_code": GRID_2,
+        "fields": {"findings": "伪造"},
+    }
+    result = push_one(
+        device, OpKind.APPEND, "visit", rid, before["version"], collection="notes", item=item
+    )
     after = stored(any_app, rid)
     if result["status"] == "applied":
         assert after["version"] == before["version"] + 1
@@ -265,23 +315,45 @@ def _assigned_dispute(client: Any, device: ApiDevice, head: Any) -> str:
     rid = created(device, "dispute")
     assign = {"responsible_unit": "司法所", "responsible_person": "李调解"}
     for action, params in (("accept", {}), ("assign", assign)):
-        response = client.post(f"/api/v1/records/{rid}/case", headers=head.headers,
-                               json={"action": action, "params": params})
+        response = client.post(
+            f"/api/v1/records/{rid}/case",
+            headers=head.headers,
+            json={"action": action, "params": params},
+        )
         assert response.status_code == 200, response.get_json()
     return rid
 
 
-def test_case_step_item_cannot_forge_its_outcome_or_the_case_fields(app, client, device, head,
-                                                                   worker):
+def test_case_step_item_cannot_forge_its_outcome_or_the_case_fields(
+    app, client, device, head, worker
+):
     """A worker's 'start' step carrying forged keys: the server decides what the step did."""
     rid = _assigned_dispute(client, device, head)
     before = stored(app, rid)["snapshot"]["fields"]
-    forged = {"by": "张主任", "at": "2020-01-01T00:00:00", "from": "followed_up", "to": "closed",
-              "actor_role": "district_admin", "on": "2020-01-01"}
-    item = {"id": str(uuid.uuid4()), "action": "start", **forged, **INJECTED,
-            "params": dict(INJECTED)}
-    result = push_one(device, OpKind.APPEND, "dispute", rid, stored(app, rid)["version"],
-                      collection="steps", item=item)
+    forged = {
+        "by": "张主任",
+        "at": "2020-01-01T00:00:00",
+        "from": "followed_up",
+        "to": "closed",
+        "actor_role": "district_admin",
+        "on": "2020-01-01",
+    }
+    item = {
+        "id": str(uuid.uuid4()),
+        "action": "start",
+        **forged,
+        **INJECTED,
+        "params": dict(INJECTED),
+    }
+    result = push_one(
+        device,
+        OpKind.APPEND,
+        "dispute",
+        rid,
+        stored(app, rid)["version"],
+        collection="steps",
+        item=item,
+    )
     assert result["status"] == "applied", result
     snap = stored(app, rid)["snapshot"]
     step = snap["collections"]["steps"][-1]
@@ -297,14 +369,21 @@ def test_case_step_item_cannot_forge_its_outcome_or_the_case_fields(app, client,
     assert row["review_status"] == "pending" and row["version"] < INJECTED["version"]
 
 
-def test_case_step_for_a_heads_action_is_refused_whatever_the_item_claims(app, client, device,
-                                                                         head):
+def test_case_step_for_a_heads_action_is_refused_whatever_the_item_claims(
+    app, client, device, head
+):
     rid = _assigned_dispute(client, device, head)
     before = stored(app, rid)
-    item = {"id": str(uuid.uuid4()), "action": "close", "actor_role": "community_head",
-            "role": "community_head", "params": {"role": "district_admin"}}
-    result = push_one(device, OpKind.APPEND, "dispute", rid, before["version"],
-                      collection="steps", item=item)
+    item = {
+        "id": str(uuid.uuid4()),
+        "action": "close",
+        "actor_role": "community_head",
+        "role": "community_head",
+        "params": {"role": "district_admin"},
+    }
+    result = push_one(
+        device, OpKind.APPEND, "dispute", rid, before["version"], collection="steps", item=item
+    )
     assert result["status"] == "rejected" and result["reason"] == "illegal_transition", result
     assert stored(app, rid) == before
 
@@ -326,13 +405,20 @@ def test_record_action_bodies_refuse_server_owned_keys(app, client, device, head
     rid = created(device, "dispute" if route == "case" else "visit")
     before = stored(app, rid)
     body = _record_bodies(GRID_1)[route]
-    extras = {**INJECTED, "grid_code": GRID_2, "user_id": 1, "role": "district_admin",
-              "actor": "张主任", "scope": ["990101"]}
+    extras = {
+        **INJECTED,
+        "grid_code": GRID_2,
+        "user_id": 1,
+        "role": "district_admin",
+        "actor": "张主任",
+        "scope": ["990101"],
+    }
     for name, value in extras.items():
         if name in body:
             continue
-        response = client.post(f"/api/v1/records/{rid}/{route}", headers=head.headers,
-                               json={**body, name: value})
+        response = client.post(
+            f"/api/v1/records/{rid}/{route}", headers=head.headers, json={**body, name: value}
+        )
         error = assert_error(response, 422)
         assert name in json.dumps(error["details"]), (name, error)
         assert stored(app, rid) == before, name
@@ -342,8 +428,11 @@ def test_record_action_bodies_refuse_server_owned_keys(app, client, device, head
 def test_case_params_cannot_set_server_owned_fields(app, client, device, head, name):
     """params is a free mapping: the workflow reads what it needs and ignores the rest."""
     rid = created(device, "dispute")
-    response = client.post(f"/api/v1/records/{rid}/case", headers=head.headers,
-                           json={"action": "accept", "params": {name: INJECTED[name]}})
+    response = client.post(
+        f"/api/v1/records/{rid}/case",
+        headers=head.headers,
+        json={"action": "accept", "params": {name: INJECTED[name]}},
+    )
     assert response.status_code == 200, response.get_json()
     row = stored(app, rid)
     fields = row["snapshot"]["fields"]
@@ -360,9 +449,11 @@ def test_case_params_cannot_set_server_owned_fields(app, client, device, head, n
 def test_resolve_route_cannot_target_a_server_owned_field(app, client, device, head, name):
     rid = created(device, "dispute")
     before = stored(app, rid)
-    response = client.post(f"/api/v1/records/{rid}/resolve", headers=head.headers,
-                           json={"field": name, "value": INJECTED.get(name, GRID_2),
-                                 "reason": "强行覆盖"})
+    response = client.post(
+        f"/api/v1/records/{rid}/resolve",
+        headers=head.headers,
+        json={"field": name, "value": INJECTED.get(name, GRID_2), "reason": "强行覆盖"},
+    )
     assert_error(response, 422)
     assert stored(app, rid) == before
 
@@ -370,15 +461,26 @@ def test_resolve_route_cannot_target_a_server_owned_field(app, client, device, h
 # --- sync envelopes and login: unknown keys are refused ----------------------------------------
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("handshake", {"device_time_ms": 0, "protocol_versions": [1], "schema_version": 1}),
-    ("push", {"operations": []}),
-    ("pull", {"cursor": 0, "limit": 10, "scope_token": None}),
-])
-@pytest.mark.parametrize("extra", [
-    {"scope": {"prefixes": ["990101"], "token": "x"}}, {"prefixes": ["990101"]},
-    {"user_id": 1}, {"role": "district_admin"}, {"server_time": 0}, {"seq": 10**9},
-], ids=["scope", "prefixes", "user_id", "role", "server_time", "seq"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("handshake", {"device_time_ms": 0, "protocol_versions": [1], "schema_version": 1}),
+        ("push", {"operations": []}),
+        ("pull", {"cursor": 0, "limit": 10, "scope_token": None}),
+    ],
+)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"scope": {"prefixes": ["990101"], "token": "x"}},
+        {"prefixes": ["990101"]},
+        {"user_id": 1},
+        {"role": "district_admin"},
+        {"server_time": 0},
+        {"seq": 10**9},
+    ],
+    ids=["scope", "prefixes", "user_id", "role", "server_time", "seq"],
+)
 def test_sync_envelopes_refuse_unknown_keys(client, device, path, body, extra):
     if path != "pull":
         body = {**body, "device_id": device.device_id}
@@ -387,27 +489,41 @@ def test_sync_envelopes_refuse_unknown_keys(client, device, path, body, extra):
 
 
 def test_pull_scope_cannot_be_widened_by_the_device(client, device, make_user, login):
-    other = ApiDevice(client, login(make_user("grid_worker", unit="990101002001",
-                                              grids=["990101002001001"])))
+    other = ApiDevice(
+        client, login(make_user("grid_worker", unit="990101002001", grids=["990101002001001"]))
+    )
     elsewhere = created(other, grid_code="990101002001001")
-    response = device.post("pull", {"cursor": 0, "limit": 100,
-                                    "scope_token": "0" * 16})
+    response = device.post("pull", {"cursor": 0, "limit": 100, "scope_token": "0" * 16})
     assert response.status_code == 200
     body = response.get_json()
     assert body["scope"]["prefixes"] == [GRID_1, GRID_2]
     assert elsewhere not in {c["id"] for c in body["changes"]}
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    *sorted(INJECTED.items()), ("role", "district_admin"), ("unit_code", "990101"),
-    ("grids", ["990101002001001"]), ("user_id", 1), ("active", True),
-    ("scope", {"prefixes": ["990101"]}),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        *sorted(INJECTED.items()),
+        ("role", "district_admin"),
+        ("unit_code", "990101"),
+        ("grids", ["990101002001001"]),
+        ("user_id", 1),
+        ("active", True),
+        ("scope", {"prefixes": ["990101"]}),
+    ],
+)
 def test_login_body_refuses_unknown_keys(app, client, worker, name, value):
     device_id = str(uuid.uuid4())
-    response = client.post("/api/v1/auth/login", json={
-        "username": worker.username, "password": worker.password, "device_id": device_id,
-        "device_name": "tablet", name: value})
+    response = client.post(
+        "/api/v1/auth/login",
+        json={
+            "username": worker.username,
+            "password": worker.password,
+            "device_id": device_id,
+            "device_name": "tablet",
+            name: value,
+        },
+    )
     error = assert_error(response, 422)
     assert name in json.dumps(error["details"])
     with app.app_context():
@@ -416,31 +532,60 @@ def test_login_body_refuses_unknown_keys(app, client, worker, name, value):
 
 def test_admin_user_body_refuses_unknown_keys(client, login, make_user):
     admin = login(make_user("street_admin"))
-    for name, value in (("active", False), ("id", 1), ("password_hash", "x"),
-                        ("created_at", "2020-01-01T00:00:00"), ("scope", ["990101"])):
-        response = client.post("/api/v1/admin/users", headers=admin.headers, json={
-            "username": f"u{uuid.uuid4().hex[:6]}", "role": "grid_worker",
-            "unit_code": "990101001001", "password": "long enough password", name: value})
+    for name, value in (
+        ("active", False),
+        ("id", 1),
+        ("password_hash", "x"),
+        ("created_at", "2020-01-01T00:00:00"),
+        ("scope", ["990101"]),
+    ):
+        response = client.post(
+            "/api/v1/admin/users",
+            headers=admin.headers,
+            json={
+                "username": f"u{uuid.uuid4().hex[:6]}",
+                "role": "grid_worker",
+                "unit_code": "990101001001",
+                "password": "long enough password",
+                name: value,
+            },
+        )
         assert_error(response, 422)
 
 
 # --- the author of a write is the authenticated user, whatever the device claims ---------------
 
 
-def test_author_is_the_authenticated_user_not_the_devices_claim(any_app, client, worker, login,
-                                                                make_user):
+def test_author_is_the_authenticated_user_not_the_devices_claim(
+    any_app, client, worker, login, make_user
+):
     first = ApiDevice(client, login(worker))
     colleague = make_user("grid_worker", grids=[GRID_1])
     second = ApiDevice(client, login(colleague))
     rid = str(uuid.uuid4())
     ops = [
-        Operation(device_id=first.device_id, seq=1, kind=OpKind.CREATE, record_type="visit",
-                  record_id=rid, base_version=0, hlc=str(first.clock.now()),
-                  author=str(colleague.id),
-                  fields={"grid_code": GRID_1, "visited_at": "2026-11-27T09:00:00+08:00"}),
-        Operation(device_id=first.device_id, seq=2, kind=OpKind.UPDATE, record_type="visit",
-                  record_id=rid, base_version=1, hlc=str(first.clock.now()), author="admin",
-                  fields={"findings": "漏水"}),
+        Operation(
+            device_id=first.device_id,
+            seq=1,
+            kind=OpKind.CREATE,
+            record_type="visit",
+            record_id=rid,
+            base_version=0,
+            hlc=str(first.clock.now()),
+            author=str(colleague.id),
+            fields={"grid_code": GRID_1, "visited_at": "2026-11-27T09:00:00+08:00"},
+        ),
+        Operation(
+            device_id=first.device_id,
+            seq=2,
+            kind=OpKind.UPDATE,
+            record_type="visit",
+            record_id=rid,
+            base_version=1,
+            hlc=str(first.clock.now()),
+            author="admin",
+            fields={"findings": "漏水"},
+        ),
     ]
     first.next_seq = 3
     assert [r["status"] for r in first.push(ops)] == ["applied", "applied"]
@@ -455,11 +600,13 @@ def test_author_is_the_authenticated_user_not_the_devices_claim(any_app, client,
         by_device = {w[3]: w[5] for rows in state["fields"].values() for w in rows}
         assert by_device == {first.device_id: str(worker.id), second.device_id: str(colleague.id)}
         payloads = db.session.execute(
-            select(SyncOp.device_id, SyncOp.user_id, SyncOp.payload)
-            .where(SyncOp.record_id == rid)).all()
+            select(SyncOp.device_id, SyncOp.user_id, SyncOp.payload).where(SyncOp.record_id == rid)
+        ).all()
         for device_id, user_id, payload in payloads:
             owner = worker if device_id == first.device_id else colleague
             assert user_id == owner.id and json.loads(payload)["author"] == str(owner.id)
     snap = client.get(f"/api/v1/records/{rid}", headers=first.login.headers).get_json()
-    assert {w["author"] for w in snap["conflicts"]["findings"]} == {str(worker.id),
-                                                                    str(colleague.id)}
+    assert {w["author"] for w in snap["conflicts"]["findings"]} == {
+        str(worker.id),
+        str(colleague.id),
+    }

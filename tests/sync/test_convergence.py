@@ -78,9 +78,15 @@ def lww_drops_loser(state: RecordState | None, op: Operation, receipt: Receipt |
 # Known witnesses, so that each mutant is caught on every run, plus a random search.
 CONCURRENT_EDITS_SCHEDULE = (
     2,
-    [("create", 0, "a"), ("push", 0, "none"), ("pull", 1),
-     ("update", 0, 0, "findings", "b"), ("update", 1, 0, "findings", "c"),
-     ("push", 0, "none"), ("push", 1, "duplicate")],
+    [
+        ("create", 0, "a"),
+        ("push", 0, "none"),
+        ("pull", 1),
+        ("update", 0, 0, "findings", "b"),
+        ("update", 1, 0, "findings", "c"),
+        ("push", 0, "none"),
+        ("push", 1, "duplicate"),
+    ],
 )
 CONCURRENT_EDITS_TWO_ORDERS = (
     2,
