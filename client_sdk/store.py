@@ -7,11 +7,14 @@ Tables:
 - ``outbox``: operations not yet acknowledged (``pending``) or refused for good (``rejected``);
 - ``acked``: operations the server acknowledged whose effect no pull has brought back yet — the
   device keeps showing them (read-your-writes);
-- ``meta``: device id, next sequence number, hybrid clock, pull cursor, scope, tokens, user.
+- ``meta``: device id, next sequence number, hybrid clock, pull cursor, scope, tokens, user;
+- ``pulled_totals``: count and version sum of pulled records, kept by triggers on ``records``
+  (the checksum a pull ends with, read in O(1)).
 
 What a worker sees is :func:`sync.overlay` of the snapshot with the acked and pending
 operations. Every write is one ``BEGIN IMMEDIATE`` transaction: an edit and its outbox entry, a
 push batch's results, a pull page (removals, snapshots, cursor) commit together or not at all.
+A ``tx()`` inside another (the edits of a ``Client.batch()``) is a savepoint of the outer one.
 
 With a key the file is a SQLCipher 4 database (the ``encrypt`` extra): every page of the file and
 of its write-ahead log is encrypted, and ``PRAGMA key`` runs before anything else touches it. A
@@ -278,7 +281,8 @@ class Store:
         """A meta value read on every edit (``user``, ``clock_offset_ms``), kept in memory.
 
         The copy is dropped when this process writes one of these keys, when a transaction
-        rolls back, and when another connection commits (``PRAGMA data_version``).
+        rolls back, and when another connection commits (``PRAGMA data_version``). The value
+        returned is shared: read it, do not change it.
         """
         assert key in _CACHED, key
         conn = self.db.conn

@@ -196,3 +196,48 @@ def test_the_lock_holds_across_processes(make_user, make_device):
         holder.kill()
         holder.communicate()
     device.sync()  # the dead process's lock is gone with it
+
+
+def test_pages_are_as_large_as_the_server_allows_and_an_idle_sync_writes_nothing(
+    make_user, make_device
+):
+    limits: list[int] = []
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def handle(self, request):
+            if request.path.endswith("/pull"):
+                limits.append(json.loads(request.content)["limit"])
+            return self.inner.handle(request)
+
+        def close(self):
+            self.inner.close()
+
+    writer = make_device(make_user(grids=[GRID_1]), "writer")
+    with writer.batch():
+        for n in range(3):
+            writer.create_household(grid_code=GRID_1, address=f"{n}")
+    writer.sync()
+    device = make_device(make_user(grids=[GRID_1]), "reader", transport=Recording)
+    assert device.sync().pulled == 3
+    assert limits == [2000]  # the handshake's max_page (SYNC_MAX_PAGE), not 1000
+    writes = device.store.db.conn.total_changes
+    idle = device.sync()
+    assert idle.pulled == 0 and idle.checksum_ok is True
+    assert device.store.db.conn.total_changes == writes  # no cursor rewrite, no disk flush
+
+
+def test_acks_in_one_batch_keep_what_a_pull_has_not_brought_back(make_user, make_device):
+    device = make_device(make_user(grids=[GRID_1]))
+    homes = [device.create_household(grid_code=GRID_1, address=f"{n}") for n in range(3)]
+    device.sync()
+    for home in homes:
+        device.update(home["id"], address="new")
+    device.add_note(homes[0]["id"], "复访")
+    report = device.sync()
+    assert report.pushed == 4 and device.pending_count() == 0
+    assert device.store.count("acked") == 0  # the pull brought every one back
+    assert [h["fields"]["address"] for h in device.households()] == ["new"] * 3
+    assert [n["text"] for n in device.get(homes[0]["id"])["collections"]["notes"]] == ["复访"]
