@@ -469,7 +469,7 @@ class ChaosTransport:
         elif kind == "edit_during":
             world.edit_during(self.device)
         elif kind == "server_error":
-            with world.database_fault(index % 7):
+            with world.database_fault(2 * fault.at + index % 2):  # the 0th-7th row written
                 return world.deliver(request, self.device)
         response = world.deliver(request, self.device)
         if kind == "lose_response":
@@ -1004,7 +1004,7 @@ class World:
                         "convergence", f"{dev}: sync failed after healing: {exc!r}"
                     ) from exc
                 dev.scope_stale = False
-                self.check()
+            self.check()
         server = self.server_records()
         top = self.server_top()
         for dev in self.devices:

@@ -85,6 +85,11 @@ def scope_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server.pull, "pull", pull)
 
 
+def removals_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK keeps records the server told it to remove (moved to another grid)."""
+    monkeypatch.setattr(Store, "remove", staticmethod(lambda conn, record_ids: None))
+
+
 # Witnesses: (devices, steps). Slot 0 is worker w1 (grid 1), slot 1 the community head, slot 2
 # worker w2 (grid 2); the template's records (first three in grid 1, then two in grid 2) are on
 # every device in scope.
@@ -101,6 +106,10 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[int, list[A
         (2, [("update", 1, 0, 0, 1), ("sync", 1, "none", 0)]),
     ),
     "scope_dropped": (scope_dropped, (3, [("sync", 0, "none", 0)])),
+    "removals_ignored": (
+        removals_ignored,
+        (2, [("console", "move", 0, 0), ("sync", 0, "none", 0)]),
+    ),
 }
 
 

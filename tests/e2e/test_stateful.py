@@ -121,7 +121,7 @@ class SyncChaos(RuleBasedStateMachine):
 
 SyncChaos.TestCase.settings = settings(
     max_examples=300,
-    stateful_step_count=20,
+    stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
