@@ -152,11 +152,11 @@ class _Pusher:
         return _result(op, result)
 
     def keep(self, op: Operation, result: MergeResult) -> None:
-        digest = op.digest()  # once: the stored receipt and the in-batch replay check share it
-        self.batch.receipt(op, result, digest=digest)
+        canonical = op.canonical()  # once: the stored receipt and the replay check share it
+        self.batch.receipt(op, result, canonical=canonical)
         self.prior[op.seq] = Receipt(
             op.key,
-            digest,
+            op.digest(canonical),
             result.outcome,
             op.record_id,
             result.version,

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.models import GridDigest, Record, Removal, SyncCounter, SyncOp
-from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, canonical_json, merge
+from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, merge
 from sync import snapshot as build_snapshot
 
 _PG_WRITE_LOCK = 0x4C494E4C4953  # "LINLIS"
@@ -140,14 +140,15 @@ class RecordBatch:
         rec.dirty = True
         return rec
 
-    def receipt(self, op: Operation, result: MergeResult, *, digest: str | None = None) -> None:
+    def receipt(self, op: Operation, result: MergeResult, *, canonical: str | None = None) -> None:
         """Remember the answer for ``op``'s key (and its payload, the record's history)."""
+        canonical = canonical or op.canonical()
         self.receipts.append(
             {
                 "device_id": op.device_id,
                 "seq": op.seq,
                 "record_id": op.record_id,
-                "digest": digest or op.digest(),
+                "digest": op.digest(canonical),
                 "outcome": str(result.outcome),
                 "version": result.version,
                 "reason": result.reason,
@@ -155,7 +156,7 @@ class RecordBatch:
                 "user_id": self.user_id,
                 "batch_id": self.batch_id,
                 "received_at": self.now,
-                "payload": canonical_json(op.to_dict()),
+                "payload": canonical,
             }
         )
 

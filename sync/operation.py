@@ -88,11 +88,16 @@ class Operation:
             data["reason"] = self.reason
         return data
 
-    def digest(self) -> str:
-        """SHA-256 of the canonical payload, excluding ``author`` (the server sets that)."""
+    def canonical(self) -> str:
+        """The canonical JSON of the operation as the device sent it, without ``author`` (the
+        server sets that): what the digest covers and what the server keeps as history."""
         payload = self.to_dict()
         payload.pop("author")
-        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+        return canonical_json(payload)
+
+    def digest(self, canonical: str | None = None) -> str:
+        """SHA-256 of :meth:`canonical` (pass it if already computed)."""
+        return hashlib.sha256((canonical or self.canonical()).encode()).hexdigest()
 
     @classmethod
     def from_dict(cls, data: object) -> Operation:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .operation import canonical_json
 
@@ -23,9 +23,12 @@ __all__ = ["DELETED", "RecordState", "Write"]
 DELETED = "_deleted"
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One value written to one field (or one collection item), with its provenance."""
+class Write(NamedTuple):
+    """One value written to one field (or one collection item), with its provenance.
+
+    A named tuple: records hold many of these, and they are built for every field of every
+    operation, so they must be cheap to create.
+    """
 
     value: Any
     version: int  # the record version the write produced
@@ -47,15 +50,7 @@ class Write:
         return (self.hlc, self.device_id)
 
     def to_list(self) -> list[Any]:
-        return [
-            self.value,
-            self.version,
-            self.hlc,
-            self.device_id,
-            self.seq,
-            self.author,
-            self.base_version,
-        ]
+        return list(self)
 
     @classmethod
     def from_list(cls, row: list[Any]) -> Write:
