@@ -5,13 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak load fuzz clean help
+.PHONY: demo test lint bench soak load clean help
 
 help:
 	@echo "make demo   - set up, load the demo district on SQLite and serve http://127.0.0.1:5000"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make lint   - ruff"
 	@echo "make bench  - the sync benchmark (JSON lines); BENCH_ARGS=--quick for a short run"
+	@echo "make load   - the end-of-day burst (S6) on PostgreSQL (LOAD_DB=postgresql+psycopg://...)"
+	@echo "make soak   - 10,000 randomized end-to-end schedules (SOAK_ARGS=--schedules N)"
 	@echo "make soak   - chaos schedules on the real server and SDK; SOAK_ARGS=--schedules 10000"
 
 $(STAMP): pyproject.toml
@@ -32,6 +34,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m linli.bench $(BENCH_ARGS)
+
+# The end-of-day burst (S6) against gunicorn on PostgreSQL. LOAD_DB names a PostgreSQL server;
+# the benchmark creates and drops its own database there.
+LOAD_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+load: $(STAMP)
+	LINLI_DATABASE_URL=$(LOAD_DB) $(BIN)/python -m linli.bench --scenario S6 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis
