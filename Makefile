@@ -13,7 +13,6 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - the sync benchmark (JSON lines); BENCH_ARGS=--quick for a short run"
 	@echo "make load   - the end-of-day burst (S6) on PostgreSQL (LOAD_DB=postgresql+psycopg://...)"
-	@echo "make soak   - 10,000 randomized end-to-end schedules (SOAK_ARGS=--schedules N)"
 	@echo "make soak   - chaos schedules on the real server and SDK; SOAK_ARGS=--schedules 10000"
 
 $(STAMP): pyproject.toml
