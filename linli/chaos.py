@@ -64,15 +64,15 @@ GRIDS = (GRID_1, GRID_2)
 PASSWORD = "chaos-password-1"
 YEAR_MS = 365 * 24 * 3600 * 1000
 HOUR_MS = 3600 * 1000
-# Device slots: slot i is client i of a world. Two grids, one community head.
+# Device slots: slot i is client i of a world. Two grids, one community head; w1 has two.
 SLOTS = (
     ("w1", "grid_worker", (GRID_1,)),
     ("head", "community_head", ()),
     ("w2", "grid_worker", (GRID_2,)),
     ("w3", "grid_worker", (GRID_1,)),
-    ("w4", "grid_worker", (GRID_2,)),
+    ("w1", "grid_worker", (GRID_1,)),  # w1's second tablet: one author on two devices
 )
-WORKERS = tuple(name for name, role, _ in SLOTS if role == "grid_worker")
+WORKERS = tuple(dict.fromkeys(name for name, role, _ in SLOTS if role == "grid_worker"))
 
 # --- the step vocabulary (shared by the hypothesis machine and the seeded soak driver) --------
 
@@ -245,7 +245,7 @@ class Harness:
                             )
                         )
                         db.session.flush()
-            for name, role, grids in SLOTS:
+            for name, role, grids in dict((slot[0], slot) for slot in SLOTS).values():
                 user = User(
                     username=name,
                     display_name=name.upper(),
