@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
+from contextlib import contextmanager
 
 # Cheap password hashing for the thousands of test accounts; production refuses these values
 # (server/passwords.py). tests/server/test_passwords.py checks the production parameters.
@@ -35,6 +37,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from server import create_app
 from server.extensions import db
@@ -66,9 +69,10 @@ def _pg_unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL not available: {reason}")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty database on LINLI_TEST_PG_URL's server, dropped after the test."""
+@contextmanager
+def _pg_database(prefix: str) -> Iterator[str]:
+    """Create a database on LINLI_TEST_PG_URL's server; drop it afterwards. Skips (or fails
+    with LINLI_REQUIRE_PG=1) when the server is not there."""
     base = os.environ.get("LINLI_TEST_PG_URL")
     if not base:
         _pg_unavailable("LINLI_TEST_PG_URL is not set")
@@ -76,7 +80,7 @@ def pg_url() -> Iterator[str]:
 
     url = make_url(base)
     admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"linli_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -89,29 +93,19 @@ def pg_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on LINLI_TEST_PG_URL's server, dropped after the test."""
+    with _pg_database("linli_test") as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def _pg_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One database per test session with the schema created once (see ``pg_app_url``)."""
-    base = os.environ.get("LINLI_TEST_PG_URL")
-    if not base:
-        _pg_unavailable("LINLI_TEST_PG_URL is not set")
-    import psycopg
-
-    url = make_url(base)
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"linli_shared_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        _pg_unavailable(f"cannot connect to {url.render_as_string()}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        shared = url.set(database=name).render_as_string(hide_password=False)
-        try:
-            _dispose(build_app(tmp_path_factory.mktemp("pg_schema"), shared))
-            yield shared
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_database("linli_shared") as shared:
+        _dispose(build_app(tmp_path_factory.mktemp("pg_schema"), shared))
+        yield shared
 
 
 @pytest.fixture
@@ -178,6 +172,20 @@ def test_app(request: pytest.FixtureRequest) -> Flask:
     """The app the test uses: ``any_app`` if requested, else ``app``."""
     name = "any_app" if "any_app" in request.fixturenames else "app"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def live_server(test_app: Flask) -> Iterator[str]:
+    """The app on a real socket at 127.0.0.1 (threaded server), stopped after the test."""
+    server = make_server("127.0.0.1", 0, test_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from server.extensions import db
 from server.models import Record
@@ -35,19 +33,6 @@ def app_config() -> dict[str, Any]:
     # with the host at load 6 (answered 503 "busy" since). 30 s is what this test proves; the
     # default should follow (reported).
     return {"SQLITE_BUSY_TIMEOUT_MS": 30_000}
-
-
-@pytest.fixture
-def server(app) -> Iterator[str]:
-    """The app on a real socket (threaded), stopped at the end of the test."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
 
 
 def _login(base: str, user: Any) -> tuple[str, dict[str, str]]:
@@ -108,17 +93,19 @@ def _puller(base: str, headers: dict[str, str], stop: threading.Event, failures:
 
 
 @pytest.mark.slow
-def test_twenty_concurrent_pushers_never_see_database_is_locked(app, server, make_user, caplog):
+def test_twenty_concurrent_pushers_never_see_database_is_locked(
+    app, live_server, make_user, caplog
+):
     users = [make_user() for _ in range(PUSHERS + PULLERS)]
-    sessions = [_login(server, user) for user in users]
+    sessions = [_login(live_server, user) for user in users]
     failures: list[str] = []
     stop = threading.Event()
     pushers = [
-        threading.Thread(target=_pusher, args=(server, device, headers, failures))
+        threading.Thread(target=_pusher, args=(live_server, device, headers, failures))
         for device, headers in sessions[:PUSHERS]
     ]
     pullers = [
-        threading.Thread(target=_puller, args=(server, headers, stop, failures))
+        threading.Thread(target=_puller, args=(live_server, headers, stop, failures))
         for _, headers in sessions[PUSHERS:]
     ]
     started = time.monotonic()
@@ -140,7 +127,7 @@ def test_twenty_concurrent_pushers_never_see_database_is_locked(app, server, mak
     _, headers = sessions[-1]
     seen: set[str] = set()
     cursor, page = 0, {"has_more": True}
-    with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
+    with httpx.Client(base_url=live_server, headers=headers, timeout=60) as client:
         while page["has_more"]:
             page = client.post("/api/v1/sync/pull", json={"cursor": cursor, "limit": 2000}).json()
             ids = [change["id"] for change in page["changes"]]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-
-import pytest
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
 from client_sdk import Client
 from client_sdk.cli import field
@@ -14,24 +10,11 @@ from client_sdk.cli import field
 from .conftest import GRID_1
 
 
-@pytest.fixture
-def server_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
-
-
-def test_a_journey_over_real_http(server_url, make_user, tmp_path):
+def test_a_journey_over_real_http(live_server, make_user, tmp_path):
     worker = make_user(grids=[GRID_1])
     with (
-        Client(base_url=server_url, db_path=tmp_path / "a.sqlite3", timeout=10) as a,
-        Client(base_url=server_url, db_path=tmp_path / "b.sqlite3", timeout=10) as b,
+        Client(base_url=live_server, db_path=tmp_path / "a.sqlite3", timeout=10) as a,
+        Client(base_url=live_server, db_path=tmp_path / "b.sqlite3", timeout=10) as b,
     ):
         a.login(worker.username, worker.password)
         b.login(worker.username, worker.password)
@@ -44,10 +27,10 @@ def test_a_journey_over_real_http(server_url, make_user, tmp_path):
         assert len(b.visits()) == 30
 
 
-def test_the_field_cli(server_url, make_user, tmp_path):
+def test_the_field_cli(live_server, make_user, tmp_path):
     worker = make_user(grids=[GRID_1])
     runner = CliRunner()
-    env = {"LINLI_FIELD_SERVER": server_url, "LINLI_FIELD_DB": str(tmp_path / "cli.sqlite3")}
+    env = {"LINLI_FIELD_SERVER": live_server, "LINLI_FIELD_DB": str(tmp_path / "cli.sqlite3")}
 
     def run(*args, input=None):
         result = runner.invoke(field, list(args), env=env, input=input)

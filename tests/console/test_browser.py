@@ -8,12 +8,9 @@ test-artifacts/screenshots/ and no Content-Security-Policy violation on the way.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.console.conftest import ID_NUMBER, PHONE
 
@@ -29,19 +26,6 @@ ARGS = [
 ]
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def live_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @pytest.fixture
@@ -72,7 +56,7 @@ def _case_form(page, action: str):
     return page.locator(f"form.case-form:has(input[name=action][value={action}])")
 
 
-def test_review_journey(world, live_url, browser):
+def test_review_journey(world, live_server, browser):
     context = browser.new_context(
         viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True
     )
@@ -86,13 +70,13 @@ def test_review_journey(world, live_url, browser):
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
     # Sign in as the community head.
-    page.goto(f"{live_url}/console/")
-    assert page.url.startswith(f"{live_url}/console/login")
+    page.goto(f"{live_server}/console/")
+    assert page.url.startswith(f"{live_server}/console/login")
     _shot(page, "login.png")
     page.fill("input[name=username]", world.head.username)
     page.fill("input[name=password]", world.head.password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/console/")
+    page.wait_for_url(f"{live_server}/console/")
 
     # The queue.
     assert page.locator(".stat").first.inner_text().startswith("4")
@@ -112,14 +96,14 @@ def test_review_journey(world, live_url, browser):
     assert page.locator("section.conflicts").count() == 0
 
     # Return a visit to the worker with a comment.
-    page.goto(f"{live_url}/console/records/{world.visit}")
+    page.goto(f"{live_server}/console/records/{world.visit}")
     assert page.locator("p.note-text").inner_text() == "<script>alert(1)</script>"  # as text
     page.fill("textarea[name=comment]", "请补充走访照片和老人用餐情况")
     page.click("button[value=returned]")
     page.wait_for_selector("text=已退回给网格员")
 
     # A dispute case: accept and assign here; the worker acts on the tablet; close here.
-    page.goto(f"{live_url}/console/records/{world.dispute}")
+    page.goto(f"{live_server}/console/records/{world.dispute}")
     _case_form(page, "close").wait_for(state="detached")
     _case_form(page, "accept").locator("button").click()
     page.wait_for_selector("text=已受理。")
@@ -141,7 +125,7 @@ def test_review_journey(world, live_url, browser):
     _shot(page, "case_closed.png")
 
     # Reveal an ID number with a reason: shown once.
-    page.goto(f"{live_url}/console/records/{world.resident}")
+    page.goto(f"{live_server}/console/records/{world.resident}")
     assert ID_NUMBER not in page.content()
     page.select_option("form.reveal-form select[name=field]", "id_number")
     page.fill("form.reveal-form input[name=reason]", "办理低保，核实身份")
@@ -151,7 +135,7 @@ def test_review_journey(world, live_url, browser):
     _shot(page, "reveal.png")
 
     # Export the queue as CSV.
-    page.goto(f"{live_url}/console/?status=all")
+    page.goto(f"{live_server}/console/?status=all")
     with page.expect_download() as download_info:
         page.click("button[name=format][value=csv]")
     download = download_info.value
@@ -160,11 +144,11 @@ def test_review_journey(world, live_url, browser):
     assert text.startswith("记录编号") and ID_NUMBER not in text and PHONE not in text
 
     # Dashboard, and the queue on a tablet.
-    page.goto(f"{live_url}/console/dashboard")
+    page.goto(f"{live_server}/console/dashboard")
     assert page.locator("svg.svgchart").count() >= 2
     _shot(page, "dashboard.png")
     page.set_viewport_size({"width": 768, "height": 1024})
-    page.goto(f"{live_url}/console/")
+    page.goto(f"{live_server}/console/")
     _shot(page, "queue_tablet.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= 768
 
