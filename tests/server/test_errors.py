@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -81,6 +82,7 @@ def test_api_errors_keep_their_code_and_details(tmp_path):
 
 def test_unexpected_exception_is_500_and_logged(tmp_path, caplog):
     app = build_app(tmp_path)
+    caplog.set_level(logging.ERROR, logger=app.logger.name)
 
     @app.get("/boom")
     def boom():
