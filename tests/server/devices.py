@@ -140,3 +140,26 @@ class ApiDevice:
             "count": len(self.snapshots),
             "version_sum": sum(s["version"] for s in self.snapshots.values()),
         }
+
+
+def push_one(
+    dev: ApiDevice, kind: OpKind, rtype: str, rid: str, base: int, **kw: Any
+) -> dict[str, Any]:
+    """Push one operation from ``dev`` with an explicit base version; return its result.
+
+    The operation claims another author: the server must ignore the claim.
+    """
+    op = Operation(
+        device_id=dev.device_id,
+        seq=dev.next_seq,
+        kind=kind,
+        record_type=rtype,
+        record_id=rid,
+        base_version=base,
+        hlc=str(dev.clock.now()),
+        author="device-claims-someone-else",
+        **kw,
+    )
+    dev.next_seq += 1
+    [result] = dev.push([op])
+    return result

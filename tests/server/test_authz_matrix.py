@@ -29,9 +29,9 @@ import pytest
 
 from server.extensions import db
 from server.models import Device, Record, User
-from sync import Operation, OpKind
+from sync import OpKind
 from tests.server.conftest import assert_error
-from tests.server.devices import ApiDevice
+from tests.server.devices import ApiDevice, push_one
 
 DISTRICT = "990101"
 STREET_1, STREET_2 = "990101001", "990101002"
@@ -216,26 +216,6 @@ class World:
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self.client.post(path, json=body, headers=self.actor.headers)
-
-
-def push_one(
-    dev: ApiDevice, kind: OpKind, rtype: str, rid: str, base: int, **kw: Any
-) -> dict[str, Any]:
-    """Push one operation from ``dev`` with an explicit base version; return its result."""
-    op = Operation(
-        device_id=dev.device_id,
-        seq=dev.next_seq,
-        kind=kind,
-        record_type=rtype,
-        record_id=rid,
-        base_version=base,
-        hlc=str(dev.clock.now()),
-        author="device-claims-someone-else",
-        **kw,
-    )
-    dev.next_seq += 1
-    [result] = dev.push([op])
-    return result
 
 
 def outcome(result: dict[str, Any]) -> str:

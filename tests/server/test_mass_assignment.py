@@ -23,7 +23,7 @@ from sync import Operation, OpKind
 from sync.schema import RECORD_TYPES, SERVER_OWNED_FIELDS
 from tests.conftest import GRID_1, GRID_2
 from tests.server.conftest import assert_error
-from tests.server.devices import ApiDevice
+from tests.server.devices import ApiDevice, push_one
 
 SERVER_ONLY: dict[str, str] = {
     name: rtype.name
@@ -98,25 +98,6 @@ def device(client, worker, login):
 @pytest.fixture
 def head(login, make_user):
     return login(make_user("community_head"))
-
-
-def push_one(
-    dev: ApiDevice, kind: OpKind, rtype: str, rid: str, base: int, **kw: Any
-) -> dict[str, Any]:
-    op = Operation(
-        device_id=dev.device_id,
-        seq=dev.next_seq,
-        kind=kind,
-        record_type=rtype,
-        record_id=rid,
-        base_version=base,
-        hlc=str(dev.clock.now()),
-        author="999999",
-        **kw,
-    )
-    dev.next_seq += 1
-    [result] = dev.push([op])
-    return result
 
 
 def push_raw(dev: ApiDevice, op: dict[str, Any]) -> dict[str, Any]:
