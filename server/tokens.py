@@ -128,29 +128,43 @@ class RefreshReused(Unauthorized):
         self.device_id = device_id
 
 
-def _lost_response(row: RefreshToken) -> bool:
-    """A retry of a rotation whose response never reached the device (offline networks lose
-    responses): within the grace window, and the pair issued by that rotation was never used.
-    The unused successors are revoked; the caller then issues a fresh pair. Any other reuse is
-    treated as theft.
+def _unused_successor(row: RefreshToken) -> RefreshToken | None:
+    """For a retried rotation whose response never reached the device (offline networks lose
+    and duplicate responses): the one refresh token that rotation issued, if the retry comes
+    within the grace window and that token was never used. Any other reuse is theft.
     """
     grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_S"])
     if row.rotated_at is None or utcnow() - row.rotated_at > grace:
-        return False
+        return None
     successors = (
         db.session.execute(
             select(RefreshToken).where(
-                RefreshToken.family_id == row.family_id, RefreshToken.issued_at >= row.rotated_at
+                RefreshToken.family_id == row.family_id,
+                RefreshToken.issued_at >= row.rotated_at,
             )
         )
         .scalars()
         .all()
     )
-    if any(s.rotated_at is not None or s.revoked_at is not None for s in successors):
-        return False
-    for successor in successors:
-        successor.revoked_at = utcnow()
-    return True
+    if len(successors) != 1:
+        return None
+    successor = successors[0]
+    if successor.rotated_at is not None or successor.revoked_at is not None:
+        return None
+    return successor
+
+
+def _resign_refresh(row: RefreshToken) -> str:
+    """The refresh token of an existing row again (same jti: the same token to the server)."""
+    claims = {
+        "sub": str(row.user_id),
+        "typ": REFRESH,
+        "did": row.device_id,
+        "jti": row.jti,
+        "fam": row.family_id,
+    }
+    ttl = max(1, int((row.expires_at - utcnow()).total_seconds()))
+    return _encode(claims, ttl)
 
 
 def rotate(refresh_token: str) -> tuple[TokenPair, RefreshToken]:
@@ -167,13 +181,21 @@ def rotate(refresh_token: str) -> tuple[TokenPair, RefreshToken]:
         raise Unauthorized("The refresh token is not known.", code="invalid_token")
     if row.revoked_at is not None:
         raise Unauthorized("The refresh token has been revoked.", code="token_revoked")
-    if row.rotated_at is not None and not _lost_response(row):
+    successor = _unused_successor(row) if row.rotated_at is not None else None
+    if row.rotated_at is not None and successor is None:
         revoke_family(row.family_id)
         raise RefreshReused(row.device_id)
     device = db.session.get(Device, row.device_id)
     if device is None or device.revoked:
         raise Unauthorized("This device has been revoked.", code="device_revoked")
-    row.rotated_at = row.rotated_at or utcnow()
+    if successor is not None:  # answer the retry with the pair it should have received
+        pair = TokenPair(
+            access_token=issue_access(row.user_id, row.device_id),
+            refresh_token=_resign_refresh(successor),
+            expires_in=current_app.config["ACCESS_TOKEN_TTL_S"],
+        )
+        return pair, row
+    row.rotated_at = utcnow()
     return issue_pair(row.user_id, row.device_id, family_id=row.family_id), row
 
 
