@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -40,12 +38,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy.engine import make_url
 
 from server.extensions import db
 from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of
 from server.passwords import hash_password
-from tests.conftest import COMMUNITY, DEFAULT_PASSWORD, GRID_1, GRID_2, build_app
+from tests.conftest import COMMUNITY, DEFAULT_PASSWORD, GRID_1, GRID_2, _pg_database, build_app
 from tests.server.conftest import assert_error
 from tests.server.devices import ApiDevice
 from tests.server.test_jwt_attacks import _claims_of, _forge
@@ -108,22 +105,8 @@ def _database(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    base = os.environ.get("LINLI_TEST_PG_URL")
-    if not base:
-        if os.environ.get("LINLI_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL required (LINLI_REQUIRE_PG=1) but LINLI_TEST_PG_URL is not set")
-        pytest.skip("PostgreSQL not available: LINLI_TEST_PG_URL is not set")
-    import psycopg
-
-    url = make_url(base)
-    name = f"linli_fuzz_{secrets.token_hex(6)}"
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_database("linli_fuzz") as url:
+        yield url
 
 
 def _add_unit(code: str) -> None:
