@@ -228,7 +228,7 @@ class Harness:
 
     _shared: Harness | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="linli-chaos-", dir=_tmp_base()))
         self.live = self.root / "server.sqlite3"
         self.template = self.root / "template"
@@ -240,6 +240,7 @@ class Harness:
                 "DATABASE_URL": f"sqlite:///{self.live}",
                 "SECRET_KEY": "chaos-" + "k" * 40,
                 "SYNC_MAX_BATCH": 3,
+                **(config or {}),
             }
         )
         # Injected faults are logged as 500s: drop this app's records only (the logger is shared

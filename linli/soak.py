@@ -6,7 +6,9 @@ Each schedule ``seed`` is :func:`linli.chaos.random_schedule` (2-5 devices, rand
 syncs and faults), played on the real server and SDK with every invariant checked after every
 step and after healing. Prints ``{"schedules": N, "violations": k, "failing_seeds": [...]}``
 (with the first message of each failure) and exits 1 if any schedule broke an invariant.
-Re-run one failing schedule with ``--seed S --schedules 1``.
+Re-run one failing schedule with ``--seed S --schedules 1``. ``--access-ttl 3`` makes access
+tokens expire within seconds, so that the refresh paths a long soak reaches after 15 minutes are
+exercised by every schedule.
 """
 
 from __future__ import annotations
@@ -26,9 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedules", type=int, default=100, help="how many schedules")
     parser.add_argument("--seed", type=int, default=1, help="seed of the first schedule")
     parser.add_argument("--steps", type=int, default=20, help="at most this many steps each")
+    parser.add_argument(
+        "--access-ttl",
+        type=int,
+        metavar="S",
+        help="access tokens live S seconds (default 900): a small value makes every schedule "
+        "refresh its tokens, as a long soak does once the template's tokens expire",
+    )
     parser.add_argument("--verbose", action="store_true", help="print each failure's traceback")
     args = parser.parse_args(argv)
-    harness = Harness.shared()
+    if args.access_ttl is None:
+        harness = Harness.shared()
+    else:
+        harness = Harness({"ACCESS_TOKEN_TTL_S": args.access_ttl})
     failing: list[int] = []
     messages: dict[str, str] = {}
     stats: Counter[str] = Counter()

@@ -179,15 +179,17 @@ def rotate(refresh_token: str) -> tuple[TokenPair, RefreshToken]:
     ).scalar_one_or_none()
     if row is None or row.family_id != claims["fam"] or row.device_id != claims["did"]:
         raise Unauthorized("The refresh token is not known.", code="invalid_token")
+    # The device first: revoking it also revokes its tokens, and the client must learn the
+    # cause (sign in on another device, keep the outbox), not just that the token is dead.
+    device = db.session.get(Device, row.device_id)
+    if device is None or device.revoked:
+        raise Unauthorized("This device has been revoked.", code="device_revoked")
     if row.revoked_at is not None:
         raise Unauthorized("The refresh token has been revoked.", code="token_revoked")
     successor = _unused_successor(row) if row.rotated_at is not None else None
     if row.rotated_at is not None and successor is None:
         revoke_family(row.family_id)
         raise RefreshReused(row.device_id)
-    device = db.session.get(Device, row.device_id)
-    if device is None or device.revoked:
-        raise Unauthorized("This device has been revoked.", code="device_revoked")
     if successor is not None:  # answer the retry with the pair it should have received
         pair = TokenPair(
             access_token=issue_access(row.user_id, row.device_id),

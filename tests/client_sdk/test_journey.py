@@ -187,6 +187,10 @@ def test_login_unlock_refresh_and_revocation(app, login, make_user, make_device)
     admin(f"/admin/devices/{device.device_id}/revoke")
     with pytest.raises(DeviceRevoked):
         device.sync()
+    # Also when the access token has expired meanwhile: the refresh names the cause.
+    device.store.set(tokens={**device.store.get("tokens"), "access": _expired(app, device)})
+    with pytest.raises(DeviceRevoked):
+        device.sync()
     assert device.store.db.execute("SELECT * FROM outbox").fetchall() == outbox
     assert device.pending_count() == 1
 

@@ -151,3 +151,7 @@ def test_device_revoke_is_listed_and_effective(client, make_user, login, street_
     response = client.post(f"/api/v1/admin/devices/{worker.device_id}/revoke", headers=headers)
     assert response.status_code == 200 and response.get_json()["revoked_at"]
     assert_error(client.get("/api/v1/me", headers=worker.headers), 401, "device_revoked")
+    # Its refresh tokens died with it, but the refresh names the cause, so that a client whose
+    # access token had expired learns the device was revoked (and keeps its outbox).
+    refresh = {"refresh_token": worker.refresh_token}
+    assert_error(client.post("/api/v1/auth/refresh", json=refresh), 401, "device_revoked")
