@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from server.db import utcnow
+from server.db import read_phase, utcnow
 from server.errors import Forbidden, Unauthorized
 from server.extensions import db
 from server.models import Device, User
@@ -33,19 +33,27 @@ def bearer_token() -> str:
     return token.strip()
 
 
-def authenticate(token: str) -> tuple[User, Device]:
-    """The active user and live device an access token speaks for; Unauthorized otherwise."""
+def authenticate(token: str) -> tuple[User, Device, Scope]:
+    """The active user, live device and jurisdiction an access token speaks for; Unauthorized
+    otherwise. Checked once per request (the answer is kept on ``g`` for the same token), in a
+    read phase: authenticating never holds SQLite's write lock."""
+    known = g.get("linli_auth")
+    if known is not None and known[0] == token:
+        return known[1]
     claims = decode(token, ACCESS)
-    device = db.session.get(Device, claims["did"])
-    if device is None or str(device.user_id) != claims["sub"]:
-        raise Unauthorized("The token's device is not registered.", code="invalid_token")
-    if device.revoked:
-        raise Unauthorized("This device has been revoked.", code="device_revoked")
-    user = device.user
-    if not user.active:
-        raise Unauthorized("This account is disabled.", code="account_disabled")
+    with read_phase(db.session):
+        device = db.session.get(Device, claims["did"])
+        if device is None or str(device.user_id) != claims["sub"]:
+            raise Unauthorized("The token's device is not registered.", code="invalid_token")
+        if device.revoked:
+            raise Unauthorized("This device has been revoked.", code="device_revoked")
+        user = device.user
+        if not user.active:
+            raise Unauthorized("This account is disabled.", code="account_disabled")
+        scope = Scope.for_user(user)
     _touch(device)
-    return user, device
+    g.linli_auth = (token, (user, device, scope))
+    return user, device, scope
 
 
 def _touch(device: Device) -> None:
@@ -62,10 +70,10 @@ def require_auth(*roles: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            user, device = authenticate(bearer_token())
+            user, device, scope = authenticate(bearer_token())
             if roles and user.role not in roles:
                 raise Forbidden("Your role does not allow this.", code="forbidden")
-            g.user, g.device, g.scope = user, device, Scope.for_user(user)
+            g.user, g.device, g.scope = user, device, scope
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from server import jsontext
+
 ENV_PREFIX = "LINLI_"
 
 DEFAULTS: dict[str, Any] = {
@@ -61,8 +63,13 @@ DEFAULTS: dict[str, Any] = {
     # The console's session cookie is Secure unless turned off (plain http: tests, demo).
     "SESSION_COOKIE_SECURE": True,
     "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-    # Survive a restarted PostgreSQL without handing a dead connection to a request.
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # Survive a restarted PostgreSQL without handing a dead connection to a request; JSON
+    # columns are encoded with orjson (server/jsontext.py).
+    "SQLALCHEMY_ENGINE_OPTIONS": {
+        "pool_pre_ping": True,
+        "json_serializer": jsontext.dumps,
+        "json_deserializer": jsontext.loads,
+    },
 }
 
 _SECRET_FILE = "secret_key"

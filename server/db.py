@@ -3,16 +3,22 @@
 SQLite: WAL, foreign keys, a busy timeout, and every transaction opened with BEGIN IMMEDIATE
 (pysqlite's own BEGIN handling is switched off, as the SQLAlchemy SQLite dialect docs describe),
 so read-then-write transactions queue for the write lock instead of failing with "database is
-locked". PostgreSQL needs nothing special here.
+locked". The one exception is :func:`read_phase`: reads that never write (authenticating a
+request) run in a deferred transaction that ends with them, so a request holds the write lock
+only for its own work, not while its body is parsed and checked. PostgreSQL needs nothing
+special here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -74,4 +80,38 @@ def configure_engine(engine: Engine, *, busy_timeout_ms: int = 5000) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if _deferred.get() else "BEGIN IMMEDIATE")
+
+
+_deferred: ContextVar[bool] = ContextVar("linli_deferred_begin", default=False)
+
+
+@contextmanager
+def read_phase(session: Session | scoped_session[Session]) -> Iterator[None]:
+    """Run reads that write nothing outside the write lock, then end their transaction.
+
+    On SQLite a transaction begun inside opens with a deferred BEGIN (a WAL reader: it waits
+    for nobody and blocks nobody), and it is ended on exit with what it loaded kept, so the
+    request's next statement opens a write transaction of its own. Nothing may be written
+    inside: a deferred reader that tries to write can fail with "database is locked". On other
+    databases reads take no lock, and this changes nothing.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    token = _deferred.set(True)
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _deferred.reset(token)
+    own = session() if isinstance(session, scoped_session) else session
+    if own.dirty or own.new or own.deleted:
+        raise RuntimeError("read_phase: changes were made inside a read phase")
+    keep, own.expire_on_commit = own.expire_on_commit, False
+    try:
+        own.commit()  # ends the read transaction; the loaded objects stay loaded
+    finally:
+        own.expire_on_commit = keep

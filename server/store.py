@@ -13,7 +13,6 @@ never move its cursor past a change that commits later.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from server import jsontext
 from server.db import utcnow
 from server.models import GridDigest, Record, Removal, SyncCounter, SyncOp
 from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, merge
@@ -100,7 +100,7 @@ class RecordBatch:
             )
             for row in rows:
                 self.records[row.id] = StoredRecord(
-                    RecordState.from_dict(json.loads(row.state)),
+                    RecordState.from_dict(jsontext.loads(row.state)),
                     row.grid_code,
                     row.review_status,
                     row.review,
@@ -140,15 +140,23 @@ class RecordBatch:
         rec.dirty = True
         return rec
 
-    def receipt(self, op: Operation, result: MergeResult, *, canonical: str | None = None) -> None:
-        """Remember the answer for ``op``'s key (and its payload, the record's history)."""
+    def receipt(
+        self,
+        op: Operation,
+        result: MergeResult,
+        *,
+        canonical: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Remember the answer for ``op``'s key (and its payload, the record's history); pass
+        the canonical payload and its digest if they are already known."""
         canonical = canonical or op.canonical()
         self.receipts.append(
             {
                 "device_id": op.device_id,
                 "seq": op.seq,
                 "record_id": op.record_id,
-                "digest": op.digest(canonical),
+                "digest": digest or op.digest(canonical),
                 "outcome": str(result.outcome),
                 "version": result.version,
                 "reason": result.reason,
@@ -309,8 +317,8 @@ class RecordBatch:
             "review": rec.review,
             "updated_at": self.now,
             "data": snap["fields"],
-            "state": json.dumps(state.to_dict(), separators=(",", ":"), ensure_ascii=False),
-            "snapshot": json.dumps(snap, separators=(",", ":"), ensure_ascii=False),
+            "state": jsontext.dumps(state.to_dict()),
+            "snapshot": jsontext.dumps(snap),
         }
         if not rec.exists:
             row.update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -48,7 +49,12 @@ def integer(value: object, what: str, *, minimum: int = 0, maximum: int = 2**63 
     return value
 
 
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
+
 def uuid_text(value: object, what: str) -> str:
+    if type(value) is str and _UUID_RE.fullmatch(value):
+        return value  # already the canonical form: what str(uuid.UUID(value)) gives back
     text = string(value, what, max_len=36)
     try:
         return str(uuid.UUID(text)) if len(text) == 36 else _bad_uuid(what)
@@ -67,6 +73,8 @@ def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) ->
     """
     if value is None or isinstance(value, bool | int):
         return value
+    if type(value) is str and len(value) * 3 + 2 <= max_bytes and value.isascii():
+        return value  # valid Unicode and within the limit without encoding it
     if isinstance(value, str):
         try:
             size = len(value.encode("utf-8")) + 2

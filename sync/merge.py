@@ -99,11 +99,16 @@ def _rejected(state: RecordState | None, reason: str) -> MergeResult:
 
 
 def apply_operation(
-    state: RecordState | None, op: Operation, *, receipt: Receipt | None = None
+    state: RecordState | None,
+    op: Operation,
+    *,
+    receipt: Receipt | None = None,
+    digest: str | None = None,
 ) -> MergeResult:
-    """Apply ``op`` unless ``receipt`` shows its key was seen before."""
+    """Apply ``op`` unless ``receipt`` shows its key was seen before (``digest``: the
+    operation's digest, if already computed)."""
     if receipt is not None:
-        if receipt.digest != op.digest():
+        if receipt.digest != (digest or op.digest()):
             return _rejected(state, Reason.KEY_REUSED)
         return MergeResult(
             Outcome.DUPLICATE,
@@ -134,8 +139,9 @@ def merge(state: RecordState | None, op: Operation) -> MergeResult:
         if op.kind is not OpKind.CREATE:
             return _rejected(None, Reason.UNKNOWN_RECORD)
         # A new record: every field gets its one write (the common case, kept cheap).
-        fields = {name: (_write(op, value, 1),) for name, value in op.fields.items()}
-        fields[DELETED] = (_write(op, False, 1),)
+        stamp = (1, op.hlc, op.device_id, op.seq, op.author, op.base_version)
+        fields = {name: (Write(value, *stamp),) for name, value in op.fields.items()}
+        fields[DELETED] = (Write(False, *stamp),)
         created = RecordState(op.record_type, op.record_id, 1, fields, {})
         return MergeResult(Outcome.APPLIED, created, 1, changed=True)
     elif op.kind is OpKind.CREATE:

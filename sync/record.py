@@ -70,6 +70,8 @@ class Write(NamedTuple):
 
 def current(writes: tuple[Write, ...]) -> Write:
     """The write whose value is shown: the greatest by (HLC, device id)."""
+    if len(writes) == 1:  # a settled field, by far the common case
+        return writes[0]
     return max(writes, key=lambda w: w.rank)
 
 
@@ -99,7 +101,9 @@ class RecordState:
     def values(self) -> dict[str, Any]:
         """Current value of every field (deletion state excluded)."""
         return {
-            name: current(ws).value for name, ws in self.fields.items() if name != DELETED and ws
+            name: (ws[0] if len(ws) == 1 else current(ws)).value
+            for name, ws in self.fields.items()
+            if name != DELETED and ws
         }
 
     def conflicts(self) -> dict[str, tuple[Write, ...]]:
@@ -107,7 +111,7 @@ class RecordState:
         return {
             name: tuple(sorted(ws, key=lambda w: w.rank))
             for name, ws in self.fields.items()
-            if in_conflict(ws)
+            if len(ws) > 1 and in_conflict(ws)
         }
 
     def items(self, collection: str, *, arrival_order: bool = False) -> list[Any]:
@@ -130,9 +134,9 @@ class RecordState:
             "type": self.record_type,
             "id": self.record_id,
             "version": self.version,
-            "fields": {n: [w.to_list() for w in ws] for n, ws in self.fields.items()},
+            "fields": {n: [list(w) for w in ws] for n, ws in self.fields.items()},
             "collections": {
-                n: [w.to_list() for w in es.values()] for n, es in self.collections.items()
+                n: [list(w) for w in es.values()] for n, es in self.collections.items()
             },
         }
 
@@ -142,11 +146,9 @@ class RecordState:
             record_type=data["type"],
             record_id=data["id"],
             version=data["version"],
-            fields={
-                n: tuple(Write.from_list(r) for r in rows) for n, rows in data["fields"].items()
-            },
+            fields={n: tuple(Write._make(r) for r in rows) for n, rows in data["fields"].items()},
             collections={
-                n: {r[0]["id"]: Write.from_list(r) for r in rows}
+                n: {r[0]["id"]: Write._make(r) for r in rows}
                 for n, rows in data["collections"].items()
             },
         )

@@ -8,13 +8,13 @@ operations themselves by sync.wire, one at a time.
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 from typing import Any
 
 from flask import Response, current_app, g, request
 from flask_smorest import Blueprint
 
+from server import jsontext
 from server import pull as pulling
 from server import push as pushing
 from server.api import URL_PREFIX
@@ -69,11 +69,7 @@ def _inflate_gzip_body() -> None:
 
 
 def _reply(payload: bytes | dict[str, Any]) -> Response:
-    body = (
-        payload
-        if isinstance(payload, bytes)
-        else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    )
+    body = payload if isinstance(payload, bytes) else jsontext.dumps_bytes(payload)
     response = Response(body, mimetype="application/json")
     if "gzip" in request.headers.get("Accept-Encoding", "").lower() and len(body) > 512:
         response.set_data(gzip.compress(body, compresslevel=5))
