@@ -4,7 +4,8 @@ ensure_ascii=False)``, about ten times faster.
 
 Digests do not use this module: their one spelling is ``sync.canonical_json`` (stdlib only).
 A value orjson cannot encode (an integer beyond 64 bits inside a free-form value) falls back to
-the standard library, so nothing valid is ever refused here.
+the standard library, so nothing valid is ever refused here. Reading stays with the standard
+library: orjson turns an integer beyond 64 bits into a float, which would change a value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 __all__ = ["dumps", "dumps_bytes", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
-loads = orjson.loads
+loads = json.loads  # exact for every integer (see above)
 
 
 def dumps_bytes(value: Any) -> bytes:

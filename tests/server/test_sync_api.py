@@ -273,3 +273,27 @@ def test_push_into_the_other_devices_body_is_refused(devices):
     a, b = devices["a"], devices["b"]
     response = a.post("push", {"device_id": b.device_id, "operations": []})
     assert response.status_code == 403 and response.get_json()["code"] == "device_mismatch"
+
+
+def test_free_form_values_come_back_exactly_as_sent(devices):
+    """Stored JSON is written fast (orjson) but must never change a value: an integer beyond
+    64 bits, a float, escapes and non-BMP text survive the push, an update (the stored state is
+    read back and merged) and the pull, on both databases."""
+    a, b = devices["a"], devices["b"]
+    parties = [
+        {"name": "甲方", "n": 123456789012345678901234567890, "share": 0.1, "neg": -(2**70)},
+        {"note": 'quote " backslash \\ tab \t newline \n nul \u0000 emoji 🏠 ls \u2028'},
+        "乙方",
+    ]
+    rid = a.create("dispute", parties=parties)
+    a.sync()
+    a.update(rid, "dispute", title="邻里噪音（已更新）")
+    a.sync()
+    b.pull()
+    for device in (a, b):
+        fields = device.snapshots[rid]["fields"]
+        assert fields["parties"] == parties
+        assert (
+            type(fields["parties"][0]["n"]) is int and type(fields["parties"][0]["share"]) is float
+        )
+        assert fields["title"] == "邻里噪音（已更新）"
