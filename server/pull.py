@@ -3,8 +3,9 @@
 The cursor is the server's change sequence. The page reads the counter first and never returns
 beyond it; writers allocate sequence numbers under the write lock and commit before the next
 writer may allocate, so every sequence number at or below the counter is committed and visible:
-no change can be skipped. On PostgreSQL the page is read in one REPEATABLE READ snapshot, so the
-counter, the records, the removals and the checksum agree with each other.
+no change can be skipped. The page is read in one snapshot (REPEATABLE READ on PostgreSQL, a
+deferred WAL read on SQLite, which never waits for or blocks a writer), so the counter, the
+records, the removals and the checksum agree with each other.
 
 Record snapshots are stored as JSON text at write time; a page is assembled by joining them.
 """
@@ -15,7 +16,7 @@ import json
 
 from sqlalchemy import func, select
 
-from server.db import utcnow
+from server.db import read_phase, utcnow
 from server.extensions import db
 from server.models import Device, GridDigest, Record, Removal, SyncCounter
 from server.scope import Scope
@@ -33,6 +34,16 @@ def _begin_snapshot() -> None:
 def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
     """One page of changes as UTF-8 JSON (a PullResponse)."""
     _begin_snapshot()
+    session = db.session
+    with read_phase(session):  # on SQLite a WAL snapshot: a pull never takes the write lock
+        body, has_more = _page(request, scope)
+    session.commit()
+    if not has_more:
+        _mark_synced(device.id)
+    return body
+
+
+def _page(request: PullRequest, scope: Scope) -> tuple[bytes, bool]:
     session = db.session
     top = (
         session.execute(select(SyncCounter.value).where(SyncCounter.name == "change")).scalar() or 0
@@ -70,9 +81,6 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
             ).where(scope.filter(GridDigest.grid_code))
         ).one()
         checksum = {"count": int(count), "version_sum": int(total)}
-    session.commit()
-    if not has_more:
-        _mark_synced(device.id)
     head = json.dumps(
         {
             "removals": removals,
@@ -85,7 +93,7 @@ def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
         separators=(",", ":"),
     )
     body = '{"changes":[' + ",".join(r.snapshot for r in rows) + "]," + head[1:]
-    return body.encode()
+    return body.encode(), has_more
 
 
 def _mark_synced(device_id: str) -> None:

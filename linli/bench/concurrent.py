@@ -8,18 +8,35 @@ and waits for the common start; only then is anything timed.
 from __future__ import annotations
 
 import multiprocessing as mp
+import resource
 import statistics
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["run_s5", "run_s6"]
 
 
+Meter = Callable[[], dict[str, float]]
+
+
 def _ctx() -> Any:
     return mp.get_context("spawn")
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+def _metered(meter: Meter | None, before: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each metered part used since ``before``."""
+    if meter is None:
+        return {}
+    return {f"{k}_cpu_s": round(v - before.get(k, 0.0), 1) for k, v in meter().items()}
 
 
 def _s5_device(
@@ -36,11 +53,12 @@ def _s5_device(
         reset_peak()
         ready.put(seed)
         go.wait()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu_s()
         report = device.sync()
         result.update(
             started=started,
             finished=time.monotonic(),
+            cpu=_cpu_s() - cpu,
             pushed=report.pushed,
             applied=report.applied,
             rejected=report.rejected,
@@ -58,7 +76,10 @@ def _s5_device(
     out.put(result)
 
 
-def run_s5(base_url: str, folder: Path, grids: list[str], each: int) -> dict[str, Any]:
+def run_s5(
+    base_url: str, folder: Path, grids: list[str], each: int, meter: Meter | None = None
+) -> dict[str, Any]:
+    """20 devices push at once; ``meter`` reads the CPU seconds of the server (and database)."""
     ctx = _ctx()
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = [
@@ -69,8 +90,10 @@ def run_s5(base_url: str, folder: Path, grids: list[str], each: int) -> dict[str
         p.start()
     for _ in procs:
         ready.get(timeout=300)
+    before = meter() if meter else {}
     go.set()
     results = [out.get(timeout=600) for _ in procs]
+    cpu = _metered(meter, before)
     for p in procs:
         p.join(timeout=30)
     ok = [r for r in results if r["error"] is None]
@@ -87,6 +110,8 @@ def run_s5(base_url: str, folder: Path, grids: list[str], each: int) -> dict[str
         "bytes_down": sum(r["bytes_down"] for r in ok),
         "requests": sum(r["requests"] for r in ok),
         "client_peak_mb": round(sum(r["peak"] for r in ok), 1),
+        "client_cpu_s": round(sum(r["cpu"] for r in ok), 1),
+        **cpu,
     }
 
 
@@ -158,20 +183,27 @@ def _s6_process(
     prepared.wait()
     reset_peak()
     ready.put(index)
+    go.wait()
+    cpu = _cpu_s()
     for th in pool:
         th.join()
+    cpu = _cpu_s() - cpu
     out.put(
         {
             "latencies": latencies,
             "errors": errors,
             "finished": max(finished, default=0),
             "peak": self_peak_mb(),
+            "cpu": cpu,
             **totals,
         }
     )
 
 
-def run_s6(base_url: str, folder: Path, grids: list[str], scale: Any) -> dict[str, Any]:
+def run_s6(
+    base_url: str, folder: Path, grids: list[str], scale: Any, meter: Meter | None = None
+) -> dict[str, Any]:
+    """The end-of-day burst; ``meter`` reads the CPU seconds of the server (and database)."""
     ctx = _ctx()
     processes = min(8, scale.s6_pool)
     threads = max(1, scale.s6_pool // processes)
@@ -204,9 +236,11 @@ def run_s6(base_url: str, folder: Path, grids: list[str], scale: Any) -> dict[st
         p.start()
     for _ in procs:
         ready.get(timeout=600)
+    before = meter() if meter else {}
     started = time.monotonic()
     go.set()
     results = [out.get(timeout=900) for _ in procs]
+    cpu = _metered(meter, before)
     for p in procs:
         p.join(timeout=30)
     latencies = sorted(x for r in results for x in r["latencies"])
@@ -227,6 +261,8 @@ def run_s6(base_url: str, folder: Path, grids: list[str], scale: Any) -> dict[st
         "p95": pct(0.95),
         "p99": pct(0.99),
         "client_peak_mb": round(sum(r["peak"] for r in results), 1),
+        "client_cpu_s": round(sum(r["cpu"] for r in results), 1),
+        **cpu,
         **{
             k: sum(r[k] for r in results)
             for k in ("pushed", "pulled", "bytes_up", "bytes_down", "requests")

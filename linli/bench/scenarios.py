@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 
 from .devices import PhaseTimer, enter_visits, new_device, reset_peak, self_peak_mb
 from .records import gzip_floor, raw_sqlite_rate, visits
-from .server import BenchDatabase, ServerProcess
+from .server import BenchDatabase, ServerProcess, postgres_cpu_s
 
 __all__ = ["SCENARIOS", "Bench", "Scale"]
 
@@ -483,13 +483,34 @@ def _same(x: dict[str, Any], y: dict[str, Any]) -> bool:
 # --- S5 and S6: concurrency -------------------------------------------------------------------
 
 
+def _meter(server: ServerProcess, database: BenchDatabase) -> Callable[[], dict[str, float]]:
+    """What S5 and S6 report besides wall time: CPU seconds of the server's processes (and of
+    PostgreSQL), so that a result on a shared 2-core machine can be read as a budget."""
+
+    def read() -> dict[str, float]:
+        cpu = {"server": server.cpu_s()}
+        if database.kind == "postgresql":
+            cpu["db"] = postgres_cpu_s()
+        return cpu
+
+    return read
+
+
+def _cpu_fields(outcome: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in outcome.items() if k.endswith("_cpu_s")}
+
+
 def scenario_s5(bench: Bench) -> list[dict[str, Any]]:
     from .concurrent import run_s5
 
     scale = bench.scale
     with bench.database("S5") as database, ServerProcess(database, workers=4) as server:
         outcome = run_s5(
-            server.base_url, bench.root / "S5", database.grids[: scale.s5_devices], scale.s5_each
+            server.base_url,
+            bench.root / "S5",
+            database.grids[: scale.s5_devices],
+            scale.s5_each,
+            meter=_meter(server, database),
         )
         peak = server.peak_mb()
     total = outcome["pushed"]
@@ -507,6 +528,7 @@ def scenario_s5(bench: Bench) -> list[dict[str, Any]]:
         applied=outcome["applied"],
         errors=outcome["errors"],
         server_workers=4,
+        **_cpu_fields(outcome),
     )
     return [
         _target(
@@ -530,7 +552,9 @@ def scenario_s6(bench: Bench) -> list[dict[str, Any]]:
         grids = database.grids
         database.load([r for g in grids for r in visits(max(10, scale.s6_syncs // 20), g, seed=6)])
         with ServerProcess(database, workers=workers) as server:
-            outcome = run_s6(server.base_url, bench.root / "S6", grids, scale)
+            outcome = run_s6(
+                server.base_url, bench.root / "S6", grids, scale, meter=_meter(server, database)
+            )
             peak = server.peak_mb()
     line = bench.line(
         "S6",
@@ -552,6 +576,7 @@ def scenario_s6(bench: Bench) -> list[dict[str, Any]]:
         pulled=outcome["pulled"],
         server_workers=workers,
         syncs_per_s=round(outcome["syncs"] / outcome["seconds"], 1),
+        **_cpu_fields(outcome),
     )
     return [
         _target(

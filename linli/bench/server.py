@@ -27,7 +27,14 @@ from sqlalchemy.engine import make_url
 
 from fixtures import DEMO_PASSWORD, Size, generate_units, generate_users
 
-__all__ = ["BenchDatabase", "ServerProcess", "free_port", "pid_peak_mb"]
+__all__ = [
+    "BenchDatabase",
+    "ServerProcess",
+    "free_port",
+    "pid_cpu_s",
+    "pid_peak_mb",
+    "postgres_cpu_s",
+]
 
 SHAPE = Size(2, 3, 10, 1)  # 60 grids in 6 communities of 2 streets
 SECRET = "linli-bench-" + "k" * 40
@@ -48,6 +55,32 @@ def pid_peak_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pid_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14 and 15)
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process of this machine (the database
+    shares the cores with the server and the clients; its share belongs in the budget)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += pid_cpu_s(int(entry.name))
+            except OSError:
+                continue
+    return total
 
 
 def _children(pid: int) -> list[int]:
@@ -270,6 +303,12 @@ class ServerProcess:
             return
         for pid in [self.proc.pid, *_children(self.proc.pid)]:
             self._peaks[pid] = max(self._peaks.get(pid, 0.0), pid_peak_mb(pid))
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the master and its current workers."""
+        if self.proc is None:
+            return 0.0
+        return sum(pid_cpu_s(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
 
     def peak_mb(self) -> float:
         """Sum of the peaks of the master and its workers (the server's footprint)."""
