@@ -14,6 +14,8 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from server.db import read_phase, utcnow
 from server.errors import Forbidden, Unauthorized
@@ -42,7 +44,16 @@ def authenticate(token: str) -> tuple[User, Device, Scope]:
         return known[1]
     claims = decode(token, ACCESS)
     with read_phase(db.session):
-        device = db.session.get(Device, claims["did"])
+        # One round trip: the device, its user and the user's grids (the scope).
+        device = (
+            db.session.execute(
+                select(Device)
+                .options(joinedload(Device.user).joinedload(User.grids))
+                .where(Device.id == claims["did"])
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
         if device is None or str(device.user_id) != claims["sub"]:
             raise Unauthorized("The token's device is not registered.", code="invalid_token")
         if device.revoked:

@@ -84,12 +84,17 @@ def _receipts(device_id: str, seqs: list[int]) -> dict[int, Receipt]:
 
 
 def _grids(codes: set[str]) -> set[str]:
-    if not codes:
-        return set()
-    rows = db.session.execute(
-        select(AdminUnit.code).where(AdminUnit.code.in_(codes), AdminUnit.level == "grid")
-    )
-    return {r.code for r in rows}
+    """Which of ``codes`` are grids. Units are only ever added, never removed or re-levelled, so
+    a grid once seen is remembered for the life of the process; only unknown codes are looked
+    up (a grid created a moment ago is found at once)."""
+    known: set[str] = current_app.extensions.setdefault("linli.grids", set())
+    missing = codes - known
+    if missing:
+        rows = db.session.execute(
+            select(AdminUnit.code).where(AdminUnit.code.in_(missing), AdminUnit.level == "grid")
+        )
+        known.update(r.code for r in rows)
+    return codes & known
 
 
 @dataclass(slots=True)
