@@ -241,3 +241,102 @@ def test_acks_in_one_batch_keep_what_a_pull_has_not_brought_back(make_user, make
     assert device.store.count("acked") == 0  # the pull brought every one back
     assert [h["fields"]["address"] for h in device.households()] == ["new"] * 3
     assert [n["text"] for n in device.get(homes[0]["id"])["collections"]["notes"]] == ["复访"]
+
+
+class _Paths:
+    """A transport that remembers the path of every request."""
+
+    def __init__(self, inner):
+        self.inner, self.paths = inner, []
+
+    def handle(self, request):
+        self.paths.append(request.path.rsplit("/", 1)[-1])
+        return self.inner.handle(request)
+
+    def close(self):
+        self.inner.close()
+
+
+def _with_paths(make_device, user, **options):
+    seen: list[_Paths] = []
+
+    def wrap(inner):
+        seen.append(_Paths(inner))
+        return seen[0]
+
+    device = make_device(user, transport=wrap, **options)
+    return device, seen[0].paths
+
+
+def test_a_recent_handshake_is_reused_and_renewed(make_user, make_device, monkeypatch):
+    import time
+
+    device, paths = _with_paths(make_device, make_user(grids=[GRID_1]))
+    paths.clear()  # the login
+    device.sync()
+    assert paths == ["handshake", "pull"]
+    paths.clear()
+    report = device.sync()  # nothing to do: one request
+    assert paths == ["pull"] and report.requests == 1
+    device.record_visit(grid_code=GRID_1, findings="a")
+    paths.clear()
+    assert device.sync().applied == 1 and paths == ["push", "pull"]
+    # Five minutes later the answer is stale: the next pass shakes hands again.
+    later = time.monotonic() + 301
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    paths.clear()
+    device.sync()
+    assert paths == ["handshake", "pull"]
+
+
+def test_every_pass_shakes_hands_when_asked_and_after_a_sign_in_or_a_failure(
+    make_user, make_device
+):
+    worker = make_user(grids=[GRID_1])
+    device, paths = _with_paths(make_device, worker, handshake_interval_s=0)
+    device.sync()
+    paths.clear()
+    device.sync()
+    assert paths == ["handshake", "pull"]
+
+    other = make_user(grids=[GRID_1])
+    device, paths = _with_paths(make_device, other)
+    device.sync()
+    device.login(other.username, other.password)  # signed in again (e.g. the next morning)
+    paths.clear()
+    device.sync()
+    assert paths[0] == "handshake"
+    network, device.transport.inner = device.transport.inner, _Unreachable()
+    with pytest.raises(NetworkError):
+        device.sync()
+    device.transport.inner = network
+    paths.clear()
+    device.sync()
+    assert paths[0] == "handshake"
+
+
+class _Unreachable:
+    def handle(self, request):
+        raise NetworkError("no signal")
+
+    def close(self):
+        pass
+
+
+def test_a_clock_jump_after_a_reused_handshake_is_corrected_by_a_new_one(make_user, make_device):
+    import time
+
+    device, paths = _with_paths(make_device, make_user(grids=[GRID_1]))
+    device.sync()
+    # Between two syncs the tablet's clock jumps a year ahead; the last handshake is recent,
+    # so the pass reuses it, the server refuses the stamps, and the pass asks again.
+    device._now_ms = lambda: int(time.time() * 1000) + YEAR_MS
+    device.record_visit(grid_code=GRID_1, findings="a")
+    key = device.store.pending()[0].key
+    paths.clear()
+    report = device.sync()
+    assert paths[:3] == ["push", "handshake", "push"]
+    assert report.applied == 1 and report.rejected == 0 and report.restamped == 1
+    assert device.pending_count() == 0 and key.endswith(":1")
+    device.record_visit(grid_code=GRID_1, findings="b")  # stamped with the corrected clock
+    assert HLC.parse(device.store.pending()[0].hlc).wall < int(time.time() * 1000) + 60_000
