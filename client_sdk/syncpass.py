@@ -1,8 +1,5 @@
 """The sync pass: handshake → push → pull → verify, one orchestrator that reads top to bottom.
 
-The handshake may be skipped when the client holds a recent answer (see ``Client``); a pass
-that reused one shakes hands after all as soon as the server refuses an operation's clock.
-
 Each phase is a method. Every network answer is applied in one local transaction (a push batch's
 results; a pull page's removals, snapshots and cursor), so an interrupted pass resumes where it
 stopped: unacknowledged operations stay in the outbox (their keys make a resend harmless) and the
@@ -106,15 +103,12 @@ class SyncPass:
         now_ms: Callable[[], int],
         progress: Progress | None = None,
         page_size: int | None = None,
-        hello: HandshakeResponse | None = None,
     ) -> None:
         self.api, self.store, self.device_id = api, store, device_id
         self.now_ms = now_ms
         self.progress = progress or (lambda phase, done, total: None)
         self.page_size = page_size
         self.report = SyncReport()
-        self.hello = hello  # a recent handshake answer to reuse, if any
-        self.shook = False  # whether this pass made a handshake of its own
 
     def run(self) -> SyncReport:
         started = time.perf_counter()
@@ -124,7 +118,7 @@ class SyncPass:
             self.api.counters.bytes_received,
         )
         with sync_lock(self.store.path):
-            hello = self.hello or self.handshake()
+            hello = self.handshake()
             self.push(hello.max_batch)
             checksum = self.pull(hello.max_page, generation=self.store.get("generation", 0))
             self.verify(checksum, hello.max_page)
@@ -162,7 +156,6 @@ class SyncPass:
                 reset=last is not None and _wall(last) > limit,
             )
         self.progress("handshake", 1, 1)
-        self.hello, self.shook = hello, True
         return hello
 
     def push(self, max_batch: int) -> None:
@@ -182,10 +175,7 @@ class SyncPass:
                 restamp_rounds += 1
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
-                if self.shook:
-                    self.restamp(again)
-                else:  # the reused answer's clock is stale: ask again (it re-stamps those)
-                    self.handshake()
+                self.restamp(again)
 
     def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:
         """Pull pages until ``has_more`` is false; return the last page's checksum."""
