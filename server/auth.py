@@ -37,9 +37,10 @@ def bearer_token() -> str:
 
 def authenticate(token: str) -> tuple[User, Device, Scope]:
     """The active user, live device and jurisdiction an access token speaks for; Unauthorized
-    otherwise. Checked once per request (the answer is kept on ``g`` for the same token), in a
-    read phase: authenticating never holds SQLite's write lock."""
-    known = g.get("linli_auth")
+    otherwise. Checked once per request (the answer is kept with the request for the same
+    token), in a read phase: authenticating never holds SQLite's write lock. A request that
+    writes must check again once it holds the write lock (see ``server.push``)."""
+    known = request.environ.get("linli.auth")  # this request's answer, never another's
     if known is not None and known[0] == token:
         return known[1]
     claims = decode(token, ACCESS)
@@ -63,7 +64,7 @@ def authenticate(token: str) -> tuple[User, Device, Scope]:
             raise Unauthorized("This account is disabled.", code="account_disabled")
         scope = Scope.for_user(user)
     _touch(device)
-    g.linli_auth = (token, (user, device, scope))
+    request.environ["linli.auth"] = (token, (user, device, scope))
     return user, device, scope
 
 

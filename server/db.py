@@ -95,6 +95,10 @@ def read_phase(session: Session | scoped_session[Session]) -> Iterator[None]:
     request's next statement opens a write transaction of its own. Nothing may be written
     inside: a deferred reader that tries to write can fail with "database is locked". On other
     databases reads take no lock, and this changes nothing.
+
+    What was read is not serialised with later writers: a request that goes on to write on the
+    strength of it (a push by a device that may have been revoked meanwhile) must read it again
+    under the write lock, with ``populate_existing``, as objects loaded here are kept unexpired.
     """
     if session.get_bind().dialect.name != "sqlite":
         yield
@@ -109,6 +113,7 @@ def read_phase(session: Session | scoped_session[Session]) -> Iterator[None]:
         _deferred.reset(token)
     own = session() if isinstance(session, scoped_session) else session
     if own.dirty or own.new or own.deleted:
+        own.rollback()
         raise RuntimeError("read_phase: changes were made inside a read phase")
     keep, own.expire_on_commit = own.expire_on_commit, False
     try:

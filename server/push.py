@@ -19,11 +19,13 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from server import audit
 from server.cases import case_state, local_today, open_new_case, step_item
 from server.codes import CodeBook, codebook
 from server.db import read_phase, utcnow
+from server.errors import Unauthorized
 from server.extensions import db
 from server.models import AdminUnit, Device, SyncOp, User
 from server.scope import Scope
@@ -138,10 +140,35 @@ def _invalid(op: Operation, codes: dict[str, set[str]]) -> str | None:
     return None
 
 
+def _still_allowed(device: Device) -> Scope:
+    """Under the write lock: the device, its user and their grids as they are now.
+
+    Authentication read them before the lock; a revocation, a disabled account or a changed
+    grid committed since must win over this push (one query, refreshing the loaded objects).
+    """
+    fresh = (
+        db.session.execute(
+            select(Device)
+            .options(joinedload(Device.user).joinedload(User.grids))
+            .where(Device.id == device.id)
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
+    if fresh is None or fresh.revoked:
+        raise Unauthorized("This device has been revoked.", code="device_revoked")
+    if not fresh.user.active:
+        raise Unauthorized("This account is disabled.", code="account_disabled")
+    return Scope.for_user(fresh.user)
+
+
 class _Pusher:
-    def __init__(self, user: User, device: Device, scope: Scope, book: CodeBook) -> None:
+    def __init__(
+        self, user: User, device: Device, scope: Scope, book: CodeBook, batch: RecordBatch
+    ) -> None:
         self.user, self.device, self.scope, self.book = user, device, scope, book
-        self.batch = RecordBatch(db.session, user.id)  # the write lock from here on
+        self.batch = batch  # holds the write lock
         self.today: date = local_today(self.batch.now)
         self.max_ahead_ms = current_app.config["MAX_CLOCK_DRIFT_MS"]
         self.now_ms = int(self.batch.now.timestamp() * 1000)
@@ -331,7 +358,9 @@ def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> P
     with read_phase(db.session):
         book = codebook()
     prepared = _prepare(request, book.sets(), str(user.id))
-    pusher = _Pusher(user, device, scope, book)
+    batch = RecordBatch(db.session, user.id)  # the write lock from here on
+    scope = _still_allowed(device)
+    pusher = _Pusher(user, device, scope, book, batch)
     results = pusher.run(prepared)
     counts: dict[str, Any] = {}
     for r in results:

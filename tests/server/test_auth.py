@@ -143,3 +143,17 @@ def test_address_is_rate_limited_across_accounts(client, make_user):
         LOGIN, json=_login_body(fresh), environ_overrides={"REMOTE_ADDR": "10.0.0.9"}
     )
     assert other_address.status_code == 200
+
+
+def test_an_authentication_is_never_reused_by_a_later_request(app, client, make_user, login):
+    """Requests made inside one outer app context share ``g``; the answer of one request's
+    authentication must not carry over to the next (a revocation in between must count)."""
+    from server import accounts
+
+    session = login(make_user())
+    with app.app_context():
+        assert client.get("/api/v1/me", headers=session.headers).status_code == 200
+        accounts.revoke_device("test", session.device_id)
+        db.session.commit()
+        response = client.get("/api/v1/me", headers=session.headers)
+        assert_error(response, 401, "device_revoked")

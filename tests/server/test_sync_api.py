@@ -297,3 +297,60 @@ def test_free_form_values_come_back_exactly_as_sent(devices):
             type(fields["parties"][0]["n"]) is int and type(fields["parties"][0]["share"]) is float
         )
         assert fields["title"] == "邻里噪音（已更新）"
+
+
+@pytest.mark.parametrize("change", ["revoke", "disable", "regrid"])
+def test_a_change_committed_while_a_push_is_parsed_wins_over_the_push(
+    any_app, devices, monkeypatch, change
+):
+    """Authentication reads outside the write lock; what it read is checked again under the
+    lock, so a revocation, a disabled account or a lost grid committed in between is obeyed."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    import server.push as pushing
+    from server.extensions import db
+
+    a = devices["a"]
+    rid = a.create("visit", findings="写于撤销之前")
+    real_prepare = pushing._prepare
+
+    def prepare_while_an_admin_acts(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        with db.engine.connect() as other:  # another connection: commits while we parse
+            if change == "revoke":
+                other.execute(
+                    text("UPDATE device SET revoked_at = :now WHERE id = :id"),
+                    {"now": datetime.now(UTC).replace(tzinfo=None), "id": a.device_id},
+                )
+            elif change == "disable":
+                other.execute(
+                    text(
+                        "UPDATE user_account SET active = false WHERE id = "
+                        "(SELECT user_id FROM device WHERE id = :id)"
+                    ),
+                    {"id": a.device_id},
+                )
+            else:
+                other.execute(
+                    text(
+                        "DELETE FROM user_grid WHERE user_id = "
+                        "(SELECT user_id FROM device WHERE id = :id)"
+                    ),
+                    {"id": a.device_id},
+                )
+            other.commit()
+        return prepared
+
+    monkeypatch.setattr(pushing, "_prepare", prepare_while_an_admin_acts)
+    response = a.post("push", {"device_id": a.device_id, "operations": [a.outbox[0].to_dict()]})
+    if change == "regrid":
+        assert response.status_code == 200
+        assert response.get_json()["results"][0]["reason"] == "forbidden"
+    else:
+        code = "device_revoked" if change == "revoke" else "account_disabled"
+        assert response.status_code == 401 and response.get_json()["code"] == code
+    with any_app.app_context():
+        count = db.session.execute(text("SELECT count(*) FROM record WHERE id = :id"), {"id": rid})
+        assert count.scalar() == 0
