@@ -354,7 +354,11 @@ def _result(op: Operation, result: MergeResult, message: str | None = None) -> O
 
 
 def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> PushResponse:
-    """Apply a push in one transaction and commit it."""
+    """Apply a push in one transaction and commit it.
+
+    ``scope`` is the jurisdiction as authenticated; the operations are judged by the one read
+    again under the write lock (a grid removed meanwhile counts).
+    """
     with read_phase(db.session):
         book = codebook()
     prepared = _prepare(request, book.sets(), str(user.id))
