@@ -34,6 +34,11 @@ def string(value: object, what: str, *, max_len: int = MAX_STRING, empty: bool =
         raise OversizeValue(f"{what} is longer than {max_len} characters", field=what)
     if not empty and not value:
         raise WrongType(f"{what} must not be empty", field=what)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate: no valid text can hold it
+            raise WrongType(f"{what} is not valid Unicode text", field=what) from None
     return value
 
 

@@ -354,3 +354,25 @@ def test_a_change_committed_while_a_push_is_parsed_wins_over_the_push(
     with any_app.app_context():
         count = db.session.execute(text("SELECT count(*) FROM record WHERE id = :id"), {"id": rid})
         assert count.scalar() == 0
+
+
+def test_an_unpaired_surrogate_in_a_name_or_reason_rejects_only_its_operation(devices):
+    """Names and reasons are checked like values: the bad operation is rejected on its own and
+    the rest of the batch is applied (before, the whole batch was refused with a 400)."""
+    a = devices["a"]
+    first = a.create("visit", findings="好")
+    a.create("visit", findings="名")
+    a.resolve(first, findings="好")
+    last = a.create("visit", findings="坏")
+    ops = [op.to_dict() for op in a.outbox]
+    ops[1]["fields"] = {"grid_code": GRID_1, "find\ud800ings": "x"}
+    ops[2]["reason"] = "checked on site \udfff"
+    response = a.post("push", {"device_id": a.device_id, "operations": ops})
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["applied", "rejected", "rejected", "applied"]
+    assert {results[1]["reason"], results[2]["reason"]} == {"wrong_type"}
+    assert "Unicode" in results[1]["message"] and "Unicode" in results[2]["message"]
+    a.outbox = []
+    a.pull()
+    assert {first, last} <= set(a.snapshots)
