@@ -29,7 +29,19 @@ class ApiDevice:
         self.last_pull: dict[str, Any] = {}
 
     # --- offline edits ---
-    def op(self, kind: OpKind, rtype: str, rid: str, **kw: Any) -> Operation:
+    def op(
+        self,
+        kind: OpKind,
+        rtype: str,
+        rid: str,
+        *,
+        base: int | None = None,
+        author: str = "ignored-by-server",
+        queue: bool = True,
+        **kw: Any,
+    ) -> Operation:
+        """The next operation of this device (base: the version last pulled, unless given);
+        kept in the outbox unless ``queue`` is false."""
         snap = self.snapshots.get(rid)
         op = Operation(
             device_id=self.device_id,
@@ -37,13 +49,14 @@ class ApiDevice:
             kind=kind,
             record_type=rtype,
             record_id=rid,
-            base_version=snap["version"] if snap else 0,
+            base_version=base if base is not None else (snap["version"] if snap else 0),
             hlc=str(self.clock.now()),
-            author="ignored-by-server",
+            author=author,
             **kw,
         )
         self.next_seq += 1
-        self.outbox.append(op)
+        if queue:
+            self.outbox.append(op)
         return op
 
     def create(self, rtype: str = "visit", **fields: Any) -> str:
@@ -149,17 +162,6 @@ def push_one(
 
     The operation claims another author: the server must ignore the claim.
     """
-    op = Operation(
-        device_id=dev.device_id,
-        seq=dev.next_seq,
-        kind=kind,
-        record_type=rtype,
-        record_id=rid,
-        base_version=base,
-        hlc=str(dev.clock.now()),
-        author="device-claims-someone-else",
-        **kw,
-    )
-    dev.next_seq += 1
+    op = dev.op(kind, rtype, rid, base=base, author="device-claims-someone-else", queue=False, **kw)
     [result] = dev.push([op])
     return result
