@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .operation import Operation, OpKind, canonical_json
-from .record import DELETED, RecordState, Write, in_conflict
+from .record import DELETED, RecordState, Write, _new_write, in_conflict
 
 __all__ = [
     "TRANSIENT_REASONS",
@@ -140,8 +140,8 @@ def merge(state: RecordState | None, op: Operation) -> MergeResult:
             return _rejected(None, Reason.UNKNOWN_RECORD)
         # A new record: every field gets its one write (the common case, kept cheap).
         stamp = (1, op.hlc, op.device_id, op.seq, op.author, op.base_version)
-        fields = {name: (Write(value, *stamp),) for name, value in op.fields.items()}
-        fields[DELETED] = (Write(False, *stamp),)
+        fields = {name: (_new_write(Write, (value, *stamp)),) for name, value in op.fields.items()}
+        fields[DELETED] = (_new_write(Write, (False, *stamp)),)
         created = RecordState(op.record_type, op.record_id, 1, fields, {})
         return MergeResult(Outcome.APPLIED, created, 1, changed=True)
     elif op.kind is OpKind.CREATE:

@@ -68,6 +68,9 @@ class Write(NamedTuple):
         }
 
 
+_new_write = tuple.__new__  # Write(*items) without the keyword-argument wrapper
+
+
 def current(writes: tuple[Write, ...]) -> Write:
     """The write whose value is shown: the greatest by (HLC, device id)."""
     if len(writes) == 1:  # a settled field, by far the common case
@@ -129,26 +132,59 @@ class RecordState:
         return current(ws) if ws else None
 
     def to_dict(self) -> dict[str, Any]:
-        """Compact form for storage: each write as a list."""
+        """Compact form for storage. Every write is ``[value, stamp]``, ``stamp`` indexing
+        ``stamps``: the provenance (version, HLC, device, seq, author, base version) that writes
+        made by one operation share is kept once — a created record's fields all share one."""
+        stamps: dict[tuple[Any, ...], int] = {}
+        fields: dict[str, list[list[Any]]] = {}
+        collections: dict[str, list[list[Any]]] = {}
+        for out, groups in (
+            (fields, self.fields.items()),
+            (collections, ((n, es.values()) for n, es in self.collections.items())),
+        ):
+            for name, writes in groups:
+                rows = out[name] = []
+                for w in writes:
+                    stamp = w[1:]
+                    index = stamps.get(stamp)
+                    if index is None:
+                        index = stamps[stamp] = len(stamps)
+                    rows.append([w[0], index])
         return {
             "type": self.record_type,
             "id": self.record_id,
             "version": self.version,
-            "fields": {n: [list(w) for w in ws] for n, ws in self.fields.items()},
-            "collections": {
-                n: [list(w) for w in es.values()] for n, es in self.collections.items()
-            },
+            "stamps": [list(s) for s in stamps],
+            "fields": fields,
+            "collections": collections,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecordState:
+        """Read :meth:`to_dict`'s form, or the earlier one (each write a full 7-item list)."""
+        if "stamps" not in data:
+            return cls(
+                data["type"],
+                data["id"],
+                data["version"],
+                {n: tuple(map(Write._make, rows)) for n, rows in data["fields"].items()},
+                {
+                    n: {r[0]["id"]: Write._make(r) for r in rows}
+                    for n, rows in data["collections"].items()
+                },
+            )
+        stamps = [tuple(s) for s in data["stamps"]]
+        new, w = _new_write, Write
         return cls(
-            record_type=data["type"],
-            record_id=data["id"],
-            version=data["version"],
-            fields={n: tuple(Write._make(r) for r in rows) for n, rows in data["fields"].items()},
-            collections={
-                n: {r[0]["id"]: Write._make(r) for r in rows}
+            data["type"],
+            data["id"],
+            data["version"],
+            {
+                n: tuple([new(w, (v, *stamps[i])) for v, i in rows])
+                for n, rows in data["fields"].items()
+            },
+            {
+                n: {v["id"]: new(w, (v, *stamps[i])) for v, i in rows}
                 for n, rows in data["collections"].items()
             },
         )

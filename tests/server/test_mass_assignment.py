@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from server.extensions import db
 from server.models import Device, Record, SyncOp
-from sync import Operation, OpKind
+from sync import Operation, OpKind, RecordState
 from sync.schema import RECORD_TYPES, SERVER_OWNED_FIELDS
 from tests.conftest import GRID_1, GRID_2
 from tests.server.conftest import assert_error
@@ -575,10 +575,10 @@ def test_author_is_the_authenticated_user_not_the_devices_claim(
     with any_app.app_context():
         rec = db.session.get(Record, rid)
         assert rec.author_id == worker.id
-        state = json.loads(rec.state)
-        authors = {w[5] for rows in state["fields"].values() for w in rows}
+        state = RecordState.from_dict(json.loads(rec.state))
+        authors = {w.author for ws in state.fields.values() for w in ws}
         assert authors == {str(worker.id), str(colleague.id)}
-        by_device = {w[3]: w[5] for rows in state["fields"].values() for w in rows}
+        by_device = {w.device_id: w.author for ws in state.fields.values() for w in ws}
         assert by_device == {first.device_id: str(worker.id), second.device_id: str(colleague.id)}
         payloads = db.session.execute(
             select(SyncOp.device_id, SyncOp.user_id, SyncOp.payload).where(SyncOp.record_id == rid)

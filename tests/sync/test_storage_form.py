@@ -1,0 +1,62 @@
+"""The stored form of a record's merge state: every state any schedule produces comes back
+equal from its JSON text, in the current (shared stamps) form and in the earlier one (a full
+list per write) that rows written before the change still hold."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+
+from sync import RecordState, merge
+from sync.record import DELETED
+
+from .properties import run_schedule, schedules
+from .sim import real_merge
+from .test_merge import OpKind, created, op
+
+
+def _earlier_form(state: RecordState) -> dict:
+    return {
+        "type": state.record_type,
+        "id": state.record_id,
+        "version": state.version,
+        "fields": {n: [list(w) for w in ws] for n, ws in state.fields.items()},
+        "collections": {n: [list(w) for w in es.values()] for n, es in state.collections.items()},
+    }
+
+
+def _round_trips(state: RecordState) -> None:
+    text = json.dumps(state.to_dict(), ensure_ascii=False)
+    assert RecordState.from_dict(json.loads(text)) == state
+    assert RecordState.from_dict(json.loads(json.dumps(_earlier_form(state)))) == state
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedules)
+def test_every_state_a_schedule_produces_round_trips(schedule):
+    world = run_schedule(schedule, real_merge)
+    for state in world.server.states.values():
+        _round_trips(state)
+
+
+def test_writes_of_one_operation_share_one_stamp():
+    state = created()
+    stored = state.to_dict()
+    assert len(stored["stamps"]) == 1  # three fields and the deletion state, one operation
+    assert {i for rows in stored["fields"].values() for _, i in rows} == {0}
+    assert set(stored["fields"]) == {"grid_code", "findings", "address", DELETED}
+    edited = merge(state, op("b", 1, OpKind.UPDATE, 1, {"findings": "z"}, 3)).state
+    concurrent = merge(edited, op("c", 1, OpKind.UPDATE, 1, {"findings": "w"}, 4)).state
+    stored = concurrent.to_dict()
+    assert len(stored["stamps"]) == 3 and len(stored["fields"]["findings"]) == 2
+    _round_trips(concurrent)
+
+
+def test_a_row_written_in_the_earlier_form_still_merges():
+    state = created()
+    earlier = RecordState.from_dict(_earlier_form(state))
+    assert (
+        merge(earlier, op("b", 1, OpKind.UPDATE, 1, {"findings": "y"}, 2)).state
+        == merge(state, op("b", 1, OpKind.UPDATE, 1, {"findings": "y"}, 2)).state
+    )
