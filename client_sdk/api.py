@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .errors import (
     AuthError,
     ClientError,
@@ -34,6 +36,8 @@ from .transport import Request, Response, Transport
 __all__ = ["Api", "Counters"]
 
 GZIP_MIN_BYTES = 4096
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
 
 
 @dataclass(slots=True)
@@ -69,7 +73,11 @@ class Api:
         self.counters = Counters()
 
     def call(self, path: str, body: Any, *, auth: bool = True, retry: bool = True) -> Any:
-        """POST ``body`` as JSON to ``path``; return the decoded answer."""
+        """POST ``body`` as JSON to ``path``; return the decoded answer.
+
+        ``body`` is a JSON value, or ``bytes`` that are already its compact UTF-8 JSON (sent as
+        they are).
+        """
         refreshed = False
         while True:
             try:
@@ -102,7 +110,10 @@ class Api:
         raise AssertionError("unreachable")
 
     def _once(self, path: str, body: Any, *, auth: bool) -> Any:
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        if isinstance(body, bytes):
+            content = body
+        else:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -133,8 +144,21 @@ def _tokens(answer: Any) -> dict[str, str]:
 
 
 def _decode(response: Response, path: str) -> Any:
+    """The answer's JSON value, exactly as ``json.loads`` reads it.
+
+    orjson reads it when it can give the same value, several times faster: not when the text
+    holds a run of 19 or more digits (orjson turns an integer beyond 64 bits into a float), and
+    not when orjson refuses the text (e.g. ``NaN``, UTF-16, a lone surrogate), which the standard
+    library then reads or refuses as it always did.
+    """
+    content = response.content
+    if _LONG_DIGITS not in content.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return json.loads(response.content)
+        return json.loads(content)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"{path}: the answer is not JSON") from None
 

@@ -38,6 +38,7 @@ from sqlite_utils.migrations import Migrations
 from sync import Operation, overlay
 
 from .errors import ClientError, StorageError, WrongKey
+from .outbox import Outgoing
 
 try:
     import sqlcipher3 as _sqlcipher
@@ -427,6 +428,15 @@ class Store:
         return [_op(r[0]) for r in self.db.execute(sql).fetchall()]
 
     @_storage
+    def outgoing(self, limit: int) -> list[Outgoing]:
+        """The next ``limit`` operations to push, in sequence order, as stored (not decoded)."""
+        sql = (
+            "SELECT seq, record_id, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
+            "ORDER BY seq LIMIT ?"
+        )
+        return [Outgoing.from_row(*row) for row in self.db.execute(sql, [limit]).fetchall()]
+
+    @_storage
     def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:
         assert table in ("records", "outbox", "acked")
         sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"
@@ -465,7 +475,7 @@ class Store:
     # --- applying sync results ---------------------------------------------------------------
 
     @staticmethod
-    def ack(conn: sqlite3.Connection, acks: Sequence[tuple[Operation, int | None]]) -> None:
+    def ack(conn: sqlite3.Connection, acks: Sequence[tuple[Outgoing, int | None]]) -> None:
         """Move acknowledged ops (each with the version the server gave) from the outbox to
         ``acked``; drop those a pulled snapshot already covers. One statement per step."""
         if not acks:
@@ -491,7 +501,7 @@ class Store:
 
     @staticmethod
     def reject(
-        conn: sqlite3.Connection, rejects: Sequence[tuple[Operation, str, str | None]]
+        conn: sqlite3.Connection, rejects: Sequence[tuple[Outgoing, str, str | None]]
     ) -> None:
         """Mark ops refused for good, each with its reason and message."""
         conn.executemany(

@@ -26,14 +26,13 @@ from sync import (
     Outcome,
     PullRequest,
     PullResponse,
-    PushRequest,
-    PushResponse,
     SyncError,
 )
 from sync.wire import SUPPORTED_PROTOCOLS
 
 from .api import Api
 from .errors import ProtocolError, SyncInProgress
+from .outbox import Outgoing, push_body, push_results
 from .store import Store
 
 __all__ = ["Progress", "SyncPass", "SyncReport"]
@@ -163,9 +162,10 @@ class SyncPass:
         total = self.store.count("outbox", "state = 'pending'")
         done, restamp_rounds = 0, 0
         self.progress("push", 0, total)
-        while batch := self.store.pending(limit=max(1, min(max_batch, 500))):
-            answer = self.api.call(f"{_API}/push", PushRequest(self.device_id, batch).to_dict())
-            results = _decoded(PushResponse.from_dict, answer, "push answer").results
+        while batch := self.store.outgoing(limit=max(1, min(max_batch, 500))):
+            # The body of PushRequest(device_id, ops).to_dict(), from the ops' stored texts.
+            answer = self.api.call(f"{_API}/push", push_body(self.device_id, batch))
+            results = _decoded(push_results, answer, "push answer")
             if len(results) != len(batch):
                 raise ProtocolError(f"{len(batch)} operations pushed, {len(results)} answered")
             again = self._apply_results(batch, results)
@@ -175,7 +175,7 @@ class SyncPass:
                 restamp_rounds += 1
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
-                self.restamp(again)
+                self.restamp([entry.operation() for entry in again])
 
     def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:
         """Pull pages until ``has_more`` is false; return the last page's checksum."""
@@ -241,11 +241,11 @@ class SyncPass:
             or scope != self.store.get("scope")
         )
 
-    def _apply_results(self, batch: list[Operation], results: list[Any]) -> list[Operation]:
+    def _apply_results(self, batch: list[Outgoing], results: list[Any]) -> list[Outgoing]:
         """Apply one batch's results in one transaction; return the ops to re-stamp and resend."""
-        again: list[Operation] = []
-        acks: list[tuple[Operation, int | None]] = []
-        rejects: list[tuple[Operation, str, str | None]] = []
+        again: list[Outgoing] = []
+        acks: list[tuple[Outgoing, int | None]] = []
+        rejects: list[tuple[Outgoing, str, str | None]] = []
         r = self.report
         with self.store.tx() as conn:
             for op, result in zip(batch, results, strict=True):
