@@ -32,7 +32,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         for engine in db.engines.values():
-            configure_engine(engine, busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"])
+            configure_engine(
+                engine,
+                busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
+                idle_ping_s=app.config["DB_IDLE_PING_S"],
+            )
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     api.init_app(app)
     register_error_handlers(app)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import marshmallow as ma
 from flask import Flask, current_app
 from flask_smorest import Api
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 
@@ -164,6 +164,12 @@ def _handle_unexpected(error: Exception):
     if isinstance(error, OperationalError) and "database is locked" in str(error.orig):
         # SQLite's busy timeout ran out: transient, and every write is idempotent to retry.
         current_app.logger.warning("SQLite busy timeout exceeded: %s", error.orig)
+        body = {"code": "busy", "message": "The server is busy; retry shortly.", "details": {}}
+        return body, 503, {"Retry-After": "1"}
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        # The database connection died under the request (a restarted server): the pool has
+        # been emptied, the transaction was never committed, and a retry finds a fresh one.
+        current_app.logger.warning("database connection lost: %s", error.orig)
         body = {"code": "busy", "message": "The server is busy; retry shortly.", "details": {}}
         return body, 503, {"Retry-After": "1"}
     current_app.logger.exception("unhandled exception", exc_info=error)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from server.db import read_phase, utcnow
 from server.extensions import db
@@ -33,12 +33,13 @@ def _begin_snapshot() -> None:
 
 def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
     """One page of changes as UTF-8 JSON (a PullResponse)."""
+    due = device.sync_mark_due(utcnow())  # as authenticated (the snapshot expires it)
     _begin_snapshot()
     session = db.session
     with read_phase(session):  # on SQLite a WAL snapshot: a pull never takes the write lock
         body, has_more = _page(request, scope)
     session.commit()
-    if not has_more:
+    if not has_more and due:
         _mark_synced(device.id)
     return body
 
@@ -97,11 +98,7 @@ def _page(request: PullRequest, scope: Scope) -> tuple[bytes, bool]:
 
 
 def _mark_synced(device_id: str) -> None:
-    """Record when the device was last fully caught up (written at most once a minute)."""
-    device = db.session.get(Device, device_id)
-    now = utcnow()
-    if device is not None and (
-        device.last_sync_at is None or (now - device.last_sync_at).total_seconds() > 60
-    ):
-        device.last_sync_at = now
-        db.session.commit()
+    """Record when the device was last fully caught up (at most once a minute: the caller
+    asks :meth:`Device.sync_mark_due` first, on the device as authenticated)."""
+    db.session.execute(update(Device).where(Device.id == device_id).values(last_sync_at=utcnow()))
+    db.session.commit()

@@ -375,6 +375,8 @@ def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> P
         f"device:{device.id}",
         {"batch": pusher.batch.batch_id, "operations": len(results), **counts},
     )
-    device.last_sync_at = utcnow()
+    now = utcnow()
+    if device.sync_mark_due(now):
+        device.last_sync_at = now
     db.session.commit()
     return PushResponse(results, int(utcnow().timestamp() * 1000))

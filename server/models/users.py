@@ -82,6 +82,21 @@ class Device(db.Model):
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
+    # How fresh the bookkeeping below is kept: a device syncing every few seconds would otherwise
+    # write its own row at every request (a statement, and on a handshake a commit).
+    SYNC_MARK_S = 60
+    SKEW_MARK_MS = 1000
+
+    def sync_mark_due(self, now: datetime) -> bool:
+        """Whether ``last_sync_at`` is older than a minute (or unset) at ``now``."""
+        last = self.last_sync_at
+        return last is None or (now - last).total_seconds() > self.SYNC_MARK_S
+
+    def skew_mark_due(self, skew_ms: int) -> bool:
+        """Whether ``skew_ms`` differs from the recorded clock skew by a second or more."""
+        known = self.clock_skew_ms
+        return known is None or abs(skew_ms - known) >= self.SKEW_MARK_MS
+
 
 class RefreshToken(db.Model):
     """Server half of a refresh token. Rotation keeps the family; reuse revokes the family."""
