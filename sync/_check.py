@@ -90,6 +90,8 @@ def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) ->
         return value
     if isinstance(value, float) and not math.isfinite(value):
         raise WrongType(f"{what} is not a JSON value: NaN or infinity", field=what)
+    if plain_size(value, max_bytes) is not None:
+        return value  # plain JSON within the limit: what encoding it below would show
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         size = len(encoded.encode("utf-8"))
@@ -102,6 +104,59 @@ def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) ->
     if size > max_bytes:
         raise OversizeValue(f"{what} is larger than {max_bytes} bytes", field=what)
     return value
+
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+_DEPTH = 32
+
+
+def plain_size(value: object, max_bytes: int) -> int | None:
+    """A bound on the bytes of ``value`` as compact JSON, if it is *plain* and within ``max_bytes``.
+
+    Plain is the JSON a device sends: None, bools, ints of at most 64 bits, valid Unicode text,
+    and lists and dicts (string keys) of these, of the exact built-in types, nested at most
+    32 deep. Anything else (floats, huge ints, tuples, subclasses, unpaired surrogates, a larger
+    bound) answers None, so callers take their careful path; None says nothing about validity.
+    The bound counts every character of text as its worst escape (``\\u0000``, 6 bytes).
+    """
+    size = 0
+    stack = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return None
+            size += 6 * len(item) + 2
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return None
+            size += 20
+        elif item is None or kind is bool:
+            size += 5
+        elif depth >= _DEPTH:
+            return None
+        elif kind is list:
+            size += len(item) + 2
+            for child in item:
+                push((child, depth + 1))
+        elif kind is dict:
+            size += 2 * len(item) + 2
+            for key, child in item.items():
+                if type(key) is not str:
+                    return None
+                push((key, depth))
+                push((child, depth + 1))
+        else:
+            return None
+        if size > max_bytes:
+            return None
+    return size
 
 
 def items(value: object, what: str, *, max_items: int) -> list[Any]:

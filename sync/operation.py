@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from . import _check as c
-from .clock import HLC
+from ._check import _UUID_RE
+from .clock import _HLC_RE, HLC
 from .errors import UnknownRecordType, WrongType
 from .schema import RECORD_TYPES
 
@@ -41,9 +43,14 @@ class OpKind(StrEnum):
     RESOLVE = "resolve"
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    """The one JSON spelling used for digests and equality of values."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The one JSON spelling used for digests and equality of values: what
+    ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` gives
+    (that call builds this same encoder each time; this one is built once)."""
+    return _CANONICAL.encode(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +99,8 @@ class Operation:
         """The canonical JSON of the operation as the device sent it, without ``author`` (the
         server sets that): what the digest covers and what the server keeps as history."""
         payload = self.to_dict()
-        payload.pop("author")
-        return canonical_json(payload)
+        del payload["author"]
+        return _CANONICAL.encode(payload)
 
     def digest(self, canonical: str | None = None) -> str:
         """SHA-256 of :meth:`canonical` (pass it if already computed)."""
@@ -102,6 +109,11 @@ class Operation:
     @classmethod
     def from_dict(cls, data: object) -> Operation:
         """Decode and check the shape of one operation; raise a WireFormatError subclass."""
+        return _decode_plain(cls, data) or cls._decode(data)
+
+    @classmethod
+    def _decode(cls, data: object) -> Operation:
+        """The careful decoder: every check in order, each failure its own error."""
         d = c.mapping(data, "operation")
         kind_text = c.string(c.req(d, "kind", "operation"), "operation.kind", max_len=16)
         try:
@@ -153,3 +165,133 @@ class Operation:
             item=item,
             reason=c.opt_string(d.get("reason"), "operation.reason", max_len=1000),
         )
+
+
+# --- the fast path -------------------------------------------------------------------------------
+
+_KINDS = {str(k): k for k in OpKind}
+_WITH_FIELDS = frozenset({OpKind.CREATE, OpKind.UPDATE, OpKind.RESOLVE})
+_INT_MAX = 2**63 - 1
+_TEXT_FITS = (c.MAX_VALUE_BYTES - 2) // 4  # characters of text surely within the value limit
+
+
+def _unicode(text: str) -> bool:
+    """True unless ``text`` holds an unpaired surrogate (which no UTF-8 text can hold)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(value: object, min_len: int, max_len: int) -> bool:
+    """What ``c.string`` accepts, for the exact ``str`` type (False: ask ``c.string``)."""
+    return type(value) is str and min_len <= len(value) <= max_len and _unicode(value)
+
+
+def _decode_plain(cls: type[Operation], d: object) -> Operation | None:
+    """The operation in ``d`` when it is a well-formed one of plain JSON, else None.
+
+    It accepts only what :meth:`Operation._decode` accepts, and returns the same operation; for
+    anything unusual or wrong it answers None and the careful decoder decides (and names the
+    error). It never raises.
+    """
+    if type(d) is not dict:
+        return None
+    get = d.get
+    kind = _KINDS.get(text) if type(text := get("kind")) is str else None
+    rtype = get("record_type")
+    hlc = get("hlc")
+    if (
+        kind is None
+        or type(rtype) is not str
+        or not 0 < len(rtype) <= 32
+        or rtype not in RECORD_TYPES
+        or type(hlc) is not str
+        or len(hlc) > 90
+        or not _HLC_RE.fullmatch(hlc)
+    ):
+        return None
+    fields: dict[str, Any] = {}
+    collection = item = None
+    if kind in _WITH_FIELDS:
+        raw = get("fields")
+        if (
+            type(raw) is not dict
+            or len(raw) > MAX_FIELDS
+            or (not raw and kind is not OpKind.CREATE)
+        ):
+            return None
+        for name, value in raw.items():
+            if type(name) is not str or not 0 < len(name) <= _NAME_MAX or not name.isascii():
+                return None
+            kind_of = type(value)
+            if kind_of is str:  # at most 4 UTF-8 bytes a character: within the limit
+                if len(value) > _TEXT_FITS:
+                    return None
+                if not value.isascii():
+                    try:
+                        value.encode("utf-8")
+                    except UnicodeEncodeError:
+                        return None
+            elif kind_of is float:
+                if not math.isfinite(value):
+                    return None
+            elif (
+                value is not None
+                and kind_of is not int
+                and kind_of is not bool
+                and c.plain_size(value, c.MAX_VALUE_BYTES) is None
+            ):
+                return None
+            fields[name] = value
+    elif kind is OpKind.APPEND:
+        collection = get("collection")
+        raw_item = get("item")
+        if (
+            type(collection) is not str
+            or collection not in RECORD_TYPES[rtype].collections
+            or not _text(collection, 1, _NAME_MAX)
+            or type(raw_item) is not dict
+        ):
+            return None
+        item_id = raw_item.get("id")
+        if type(item_id) is not str or not _UUID_RE.fullmatch(item_id):
+            return None
+        if c.plain_size(raw_item, 8 * 1024) is None:
+            return None
+        item = dict(raw_item)
+    device_id = get("device_id")
+    seq = get("seq")
+    record_id = get("record_id")
+    base_version = get("base_version")
+    author = get("author", "")
+    reason = get("reason")
+    if not (
+        _text(device_id, 1, 64)
+        and type(seq) is int
+        and 1 <= seq <= _INT_MAX
+        and type(record_id) is str
+        and _UUID_RE.fullmatch(record_id)
+        and type(base_version) is int
+        and 0 <= base_version <= _INT_MAX
+        and _text(author, 0, 64)
+        and (reason is None or _text(reason, 0, 1000))
+    ):
+        return None
+    return cls(
+        device_id,
+        seq,
+        kind,
+        rtype,
+        record_id,
+        base_version,
+        hlc,
+        author,
+        fields,
+        collection,
+        item,
+        reason,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -166,78 +166,215 @@ def record_type(name: str) -> RecordType | None:
     return RECORD_TYPES.get(name)
 
 
-def _check(spec: FieldSpec, value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-    """Return an error message for ``value``, or None when it is valid. ``None`` clears a field."""
-    if value is None:
-        return "required" if spec.required else None
-    kind = spec.kind
-    if kind == "text":
+# --- field checks ---------------------------------------------------------------------------------
+# Each kind of field has a check builder: given the spec, it returns a function of (value, codes)
+# giving an error message, or None when the value is valid (``None`` clears a field). The checks
+# are built once per field, so validating a value does no dispatch on the kind.
+
+Check = Callable[[Any, "Mapping[str, set[str]] | None"], "str | None"]
+_UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
+
+def _text(spec: FieldSpec) -> Check:
+    required, max_len = spec.required, spec.max_len
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
         if not isinstance(value, str):
             return "must be a string"
-        if spec.required and not value.strip():
+        if required and not value.strip():
             return "required"
-        if len(value) > spec.max_len:
-            return f"longer than {spec.max_len} characters"
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            return "must be true or false"
-    elif kind == "int":
+        if len(value) > max_len:
+            return f"longer than {max_len} characters"
+        return None
+
+    return check
+
+
+def _simple(test: Callable[[Any], bool], message: str) -> Callable[[FieldSpec], Check]:
+    """A builder for a kind whose only check is ``test`` (True: valid)."""
+
+    def build(spec: FieldSpec) -> Check:
+        required = spec.required
+
+        def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+            if value is None:
+                return "required" if required else None
+            return None if test(value) else message
+
+        return check
+
+    return build
+
+
+def _int(spec: FieldSpec) -> Check:
+    required = spec.required
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
         if isinstance(value, bool) or not isinstance(value, int) or not -(2**53) < value < 2**53:
             return "must be an integer"
         if value < 0:
             return "must not be negative"
-    elif kind == "number":
+        return None
+
+    return check
+
+
+def _number(spec: FieldSpec) -> Check:
+    required = spec.required
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             return "must be a number"
         if value < 0 or value > 1e15:
             return "out of range"
-    elif kind == "date":
-        if not isinstance(value, str) or len(value) != 10:
-            return "must be a date YYYY-MM-DD"
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            return "must be a date YYYY-MM-DD"
-    elif kind == "datetime":
-        if not isinstance(value, str) or len(value) > 40:
-            return "must be an ISO 8601 date-time"
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            return "must be an ISO 8601 date-time"
-    elif kind == "uuid":
-        if not isinstance(value, str):
-            return "must be a UUID"
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return "must be a UUID"
-    elif kind == "grid":
-        if not isinstance(value, str) or not GRID_CODE_RE.match(value):
-            return "must be a 15-digit grid code"
-    elif kind == "id_number":
-        if not id_number_valid(value):
-            return "not a valid ID number (length, birth date or check digit)"
-    elif kind == "phone":
-        if not phone_valid(value):
-            return "not a valid phone number"
-    elif kind in ("code", "codes"):
-        items = value if kind == "codes" else [value]
-        if kind == "codes" and not isinstance(value, list):
+        return None
+
+    return check
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_datetime(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 40:
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if _UUID_FORM.fullmatch(value):
+        return True  # the canonical form, which uuid.UUID always accepts
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, str) and GRID_CODE_RE.match(value) is not None
+
+
+def _code(spec: FieldSpec) -> Check:
+    required, table = spec.required, spec.code_table
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
+            return "must be a code string"
+        known = codes.get(table) if codes and table else None
+        if known is not None and value not in known:
+            return f"unknown code {value!r} in {table}"
+        return None
+
+    return check
+
+
+def _codes(spec: FieldSpec) -> Check:
+    required, table = spec.required, spec.code_table
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
+        if not isinstance(value, list):
             return "must be a list of codes"
-        if len(items) > 50 or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in items):
-            return "must be a code string" if kind == "code" else "must be a list of code strings"
-        known = codes.get(spec.code_table) if codes and spec.code_table else None
+        if len(value) > 50:
+            return "must be a list of code strings"
+        for item in value:
+            if not isinstance(item, str) or not 0 < len(item) <= 64:
+                return "must be a list of code strings"
+        known = codes.get(table) if codes and table else None
         if known is not None:
-            unknown = [i for i in items if i not in known]
-            if unknown:
-                return f"unknown code {unknown[0]!r} in {spec.code_table}"
-    elif kind == "list":
-        if not isinstance(value, list) or len(value) > spec.max_len:
-            return f"must be a list of at most {spec.max_len} items"
+            for item in value:
+                if item not in known:
+                    return f"unknown code {item!r} in {table}"
+        return None
+
+    return check
+
+
+def _list(spec: FieldSpec) -> Check:
+    required, max_len = spec.required, spec.max_len
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
+        if not isinstance(value, list) or len(value) > max_len:
+            return f"must be a list of at most {max_len} items"
         if not all(isinstance(i, dict | str) for i in value):
             return "items must be objects or strings"
-    return None
+        return None
+
+    return check
+
+
+def _any(spec: FieldSpec) -> Check:
+    """A kind with no value check: only ``required`` applies."""
+    return _simple(lambda value: True, "")(spec)
+
+
+_BUILDERS: dict[str, Callable[[FieldSpec], Check]] = {
+    "text": _text,
+    "bool": _simple(lambda value: isinstance(value, bool), "must be true or false"),
+    "int": _int,
+    "number": _number,
+    "date": _simple(_is_date, "must be a date YYYY-MM-DD"),
+    "datetime": _simple(_is_datetime, "must be an ISO 8601 date-time"),
+    "uuid": _simple(_is_uuid, "must be a UUID"),
+    "grid": _simple(_is_grid, "must be a 15-digit grid code"),
+    "id_number": _simple(
+        id_number_valid, "not a valid ID number (length, birth date or check digit)"
+    ),
+    "phone": _simple(phone_valid, "not a valid phone number"),
+    "code": _code,
+    "codes": _codes,
+    "list": _list,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A record type's checks, built once: what :func:`validate_fields` runs."""
+
+    rtype: RecordType
+    device: Mapping[str, Check]  # fields a device may write
+    server_only: Mapping[str, Check]  # fields only a server workflow may write
+    required: tuple[str, ...]
+
+
+def _compile(rtype: RecordType) -> _Compiled:
+    device: dict[str, Check] = {}
+    server_only: dict[str, Check] = {}
+    for name, spec in rtype.fields.items():
+        if name not in SERVER_OWNED_FIELDS:
+            (server_only if spec.server_only else device)[name] = _BUILDERS.get(spec.kind, _any)(
+                spec
+            )
+    required = tuple(name for name, spec in rtype.fields.items() if spec.required)
+    return _Compiled(rtype, device, server_only, required)
+
+
+_COMPILED: dict[str, _Compiled] = {name: _compile(t) for name, t in RECORD_TYPES.items()}
 
 
 def validate_fields(
@@ -258,21 +395,25 @@ def validate_fields(
     rtype = RECORD_TYPES.get(type_name)
     if rtype is None:
         return {"record_type": f"unknown record type {type_name!r}"}
+    compiled = _COMPILED.get(type_name)
+    if compiled is None or compiled.rtype is not rtype:  # a type added or replaced at run time
+        compiled = _COMPILED[type_name] = _compile(rtype)
+    device = compiled.device
     errors: dict[str, str] = {}
     for name, value in fields.items():
-        spec = rtype.fields.get(name)
-        if name in SERVER_OWNED_FIELDS or (
-            spec is not None and spec.server_only and not allow_server_only
-        ):
-            errors[name] = "set by the server; a device cannot write it"
-        elif spec is None:
-            errors[name] = "unknown field"
-        else:
-            message = _check(spec, value, codes)
+        check = device.get(name)
+        if check is None and allow_server_only:
+            check = compiled.server_only.get(name)
+        if check is not None:
+            message = check(value, codes)
             if message:
                 errors[name] = message
+        elif name in SERVER_OWNED_FIELDS or name in compiled.server_only:
+            errors[name] = "set by the server; a device cannot write it"
+        else:
+            errors[name] = "unknown field"
     if not partial:
-        for name, spec in rtype.fields.items():
-            if spec.required and name not in fields and name not in errors:
+        for name in compiled.required:
+            if name not in fields and name not in errors:
                 errors[name] = "required"
     return errors

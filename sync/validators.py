@@ -18,7 +18,6 @@ __all__ = [
     "phone_valid",
 ]
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ID_RE = re.compile(r"\d{17}[\dX]", re.ASCII)
 _MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
@@ -29,8 +28,17 @@ def id_number_check_digit(first17: str) -> str:
     """The check digit for the first 17 digits of an ID number."""
     if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
         raise ValueError("need exactly 17 ASCII digits")
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
-    return _CHECK[total % 11]
+    return _CHECK[_weighted_sum(first17) % 11]
+
+
+def _weighted_sum(digits: str) -> int:
+    """A number equal, mod 11, to the weighted sum of the first 17 of ``digits`` (ASCII digits).
+
+    The weights are 2**17 … 2**1 mod 11 (ISO 7064 MOD 11-2). Read in base 13 the digits make
+    Σ digit × 13**k, and 13 ≡ 2 (mod 11), so twice that number is Σ digit × 2**(k + 1), the
+    weighted sum, mod 11: one int() call instead of a loop.
+    """
+    return 2 * int(digits[:17], 13)
 
 
 def id_number_birth_date(value: str) -> date | None:
@@ -47,7 +55,7 @@ def id_number_valid(value: object) -> bool:
         return False
     if id_number_birth_date(value) is None:
         return False
-    return id_number_check_digit(value[:17]) == value[17]
+    return _CHECK[_weighted_sum(value) % 11] == value[17]  # the pattern says: ASCII digits
 
 
 def phone_valid(value: object) -> bool:
