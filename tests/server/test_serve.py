@@ -88,3 +88,25 @@ def test_serve_answers_concurrent_logins_and_syncs_without_locking(tmp_path: Pat
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
         log.close()
+
+
+def test_a_forked_worker_tunes_the_collector_and_keeps_its_pool_apart(app, monkeypatch):
+    import gc
+
+    from server.serving import GC_THRESHOLDS, GunicornApp
+
+    disposed: list[bool] = []
+    with app.app_context():
+        from server.extensions import db
+
+        for engine in db.engines.values():
+            monkeypatch.setattr(engine, "dispose", lambda close=True: disposed.append(close))
+    before = gc.get_threshold()
+    try:
+        GunicornApp(app, {"workers": 1})._after_fork(None, None)
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # the loaded app is out of the collector's sight
+        assert disposed == [False]  # inherited connections dropped, not closed under the master
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
