@@ -14,12 +14,14 @@ from typing import Any
 from flask import Flask
 
 from server import config as _config
+from server.jsontext import JSONProvider
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config, database, error handlers, API blueprints."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("LINLI_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.json = JSONProvider(app)  # request bodies read with orjson where exact (server.jsontext)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(_config.build(app.instance_path, config))
 

@@ -1,11 +1,15 @@
-"""JSON text for what the server stores and sends on its hot paths (records, snapshots, sync
-replies), encoded with orjson: the same JSON values as ``json.dumps(separators=(",", ":"),
-ensure_ascii=False)``, about ten times faster.
+"""JSON text for what the server stores, sends and reads on its hot paths (records, snapshots,
+sync requests and replies), with orjson where it gives exactly what the standard library gives.
 
-Digests do not use this module: their one spelling is ``sync.canonical_json`` (stdlib only).
-A value orjson cannot encode (an integer beyond 64 bits inside a free-form value) falls back to
-the standard library, so nothing valid is ever refused here. Reading stays with the standard
-library: orjson turns an integer beyond 64 bits into a float, which would change a value.
+Writing: orjson, the same JSON values as ``json.dumps(separators=(",", ":"),
+ensure_ascii=False)``, about ten times faster; a value orjson cannot encode (an integer beyond
+64 bits inside a free-form value) falls back to the standard library, so nothing valid is ever
+refused here. Digests do not use this module: their one spelling is ``sync.canonical_json``.
+
+Reading: orjson too, except for a text holding a run of 19 or more digits (orjson reads an
+integer beyond 64 bits as a float, which would change the value) or one orjson refuses (NaN,
+a byte order mark, UTF-16, a lone surrogate, nesting beyond 1,024): the standard library then
+reads or refuses it as it always did.
 """
 
 from __future__ import annotations
@@ -14,11 +18,31 @@ import json
 from typing import Any
 
 import orjson
+from flask.json.provider import DefaultJSONProvider
 
-__all__ = ["dumps", "dumps_bytes", "loads"]
+__all__ = ["JSONProvider", "dumps", "dumps_bytes", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
-loads = json.loads  # exact for every integer (see above)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """The JSON value of ``data``, exactly as ``json.loads`` reads it (or its error)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with request bodies read by :func:`loads`; writing is Flask's own."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s) if not kwargs else super().loads(s, **kwargs)
 
 
 def dumps_bytes(value: Any) -> bytes:

@@ -1,0 +1,88 @@
+"""server.jsontext reads exactly what json.loads reads (and refuses what it refuses), whether
+orjson or the standard library does the reading; request bodies go through it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server import jsontext
+
+
+def _typed(value: Any) -> str:
+    """A spelling that tells 1 from 1.0 and True, and -0.0 from 0.0."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True)
+
+
+def _outcome(read: Any, data: Any) -> tuple[str, str]:
+    try:
+        return "ok", _typed(read(data))
+    except (ValueError, RecursionError) as exc:
+        return "error", type(exc).__name__
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":[1,2.5,-0.0,true,null,"x\\u00e9"]}',
+        '{"v":18446744073709551615,"w":-9223372036854775808}',
+        '{"v":18446744073709551616}',
+        '{"v":-9223372036854775809}',
+        '{"v":123456789012345678901234567890}',
+        '{"f":1.2345678901234567890123}',
+        '{"id":"110101199001011234","n":1}',
+        '{"v":NaN,"w":Infinity}',
+        '{"v":1e400}',
+        '["\\ud800"]',
+        '{"a":1,"a":2}',
+        " [1] \n",
+        "[" * 1100 + "]" * 1100,
+        "",
+        "[01]",
+        '{"a":1} x',
+    ],
+)
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_reads_what_json_loads_reads(text, as_bytes):
+    data = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert _outcome(jsontext.loads, data) == _outcome(json.loads, data)
+
+
+@pytest.mark.parametrize("raw", [b"\xef\xbb\xbf[1]", '{"名":"值"}'.encode("utf-16"), b"\xff\xfe"])
+def test_bytes_json_loads_would_detect_or_refuse(raw):
+    assert _outcome(jsontext.loads, raw) == _outcome(json.loads, raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json, st.booleans())
+def test_any_json_text_reads_as_json_loads_reads_it(value, as_bytes):
+    text = json.dumps(value, ensure_ascii=False)
+    data = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert _outcome(jsontext.loads, data) == _outcome(json.loads, data)
+
+
+def test_request_bodies_keep_integers_beyond_64_bits(app):
+    body = b'{"v":18446744073709551616,"w":1}'
+    with app.test_request_context("/", method="POST", data=body, content_type="application/json"):
+        from flask import request
+
+        assert request.get_json() == {"v": 2**64, "w": 1}
+        assert type(request.get_json()["v"]) is int
