@@ -71,6 +71,9 @@ class Api:
         self.sleep = sleep
         self.gzip_requests = gzip_requests
         self.counters = Counters()
+        #: True when the last answer was read by orjson: its numbers are then all finite and
+        #: within 64 bits and its text valid Unicode, so orjson writes back the same values.
+        self.plain_answer = False
 
     def call(self, path: str, body: Any, *, auth: bool = True, retry: bool = True) -> Any:
         """POST ``body`` as JSON to ``path``; return the decoded answer.
@@ -132,7 +135,8 @@ class Api:
         response = self.transport.handle(Request("POST", path, content, headers))
         self.counters.bytes_received += response.wire_bytes or len(response.content)
         if 200 <= response.status < 300:
-            return _decode(response, path)
+            value, self.plain_answer = _read(response, path)
+            return value
         raise _error(response, path)
 
 
@@ -144,7 +148,12 @@ def _tokens(answer: Any) -> dict[str, str]:
 
 
 def _decode(response: Response, path: str) -> Any:
-    """The answer's JSON value, exactly as ``json.loads`` reads it.
+    """The answer's JSON value, exactly as ``json.loads`` reads it."""
+    return _read(response, path)[0]
+
+
+def _read(response: Response, path: str) -> tuple[Any, bool]:
+    """The answer's JSON value, exactly as ``json.loads`` reads it, and whether orjson read it.
 
     orjson reads it when it can give the same value, several times faster: not when the text
     holds a run of 19 or more digits (orjson turns an integer beyond 64 bits into a float), and
@@ -154,11 +163,11 @@ def _decode(response: Response, path: str) -> Any:
     content = response.content
     if _LONG_DIGITS not in content.translate(_DIGITS_AS_ZERO):
         try:
-            return orjson.loads(content)
+            return orjson.loads(content), True
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(content)
+        return json.loads(content), False
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"{path}: the answer is not JSON") from None
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -62,6 +63,16 @@ _IN_CHUNK = 900  # ids per ``IN (...)``: below SQLite's oldest limit of 999 vari
 
 #: JSON as stored: compact, UTF-8 text (one encoder, not one per call).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _plain_encode(value: Any) -> str:
+    """:data:`_encode` for a value orjson read (``inbox.Snapshots.plain``): the same values,
+    written by orjson; what it cannot write (e.g. nested too deeply) goes to :data:`_encode`."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _encode(value)
+
 
 #: Meta values read on every edit, cached per store (see :meth:`Store.cached`).
 _CACHED = frozenset({"user", "clock_offset_ms"})
@@ -521,7 +532,11 @@ class Store:
     def save_snapshots(
         conn: sqlite3.Connection, snaps: Sequence[Mapping[str, Any]], generation: int
     ) -> None:
-        """Store a page of pulled snapshots; forget acked operations they already contain."""
+        """Store a page of pulled snapshots; forget acked operations they already contain.
+
+        Snapshots orjson read (an ``inbox.Snapshots`` marked ``plain``) are written by orjson.
+        """
+        encode = _plain_encode if getattr(snaps, "plain", False) else _encode
         conn.executemany(
             """INSERT INTO records (id, type, grid_code, snapshot, version, deleted, seen)
                VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -533,7 +548,7 @@ class Store:
                     snap["id"],
                     snap["type"],
                     snap.get("grid_code"),
-                    _encode(snap),
+                    encode(snap),
                     snap["version"],
                     int(bool(snap["deleted"])),
                     generation,

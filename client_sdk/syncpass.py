@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from sync import (
@@ -32,6 +33,7 @@ from sync.wire import SUPPORTED_PROTOCOLS
 
 from .api import Api
 from .errors import ProtocolError, SyncInProgress
+from .inbox import pull_page
 from .outbox import Outgoing, push_body, push_results
 from .store import Store
 
@@ -40,6 +42,8 @@ __all__ = ["Progress", "SyncPass", "SyncReport"]
 Progress = Callable[[str, int, int | None], None]
 _API = "/api/v1/sync"
 _SMALL_SKEW_MS = 2000  # below this, network delay dominates: do not correct the clock
+_APPLIED, _DUPLICATE = Outcome.APPLIED, Outcome.DUPLICATE
+_CONFLICT, _REJECTED = Outcome.CONFLICT, Outcome.REJECTED
 
 
 @dataclass(slots=True)
@@ -187,7 +191,8 @@ class SyncPass:
             limit = max_page if self.page_size is None else min(self.page_size, max_page)
             request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
             answer = self.api.call(f"{_API}/pull", request.to_dict())
-            page = _decoded(PullResponse.from_dict, answer, "pull answer")
+            read = partial(pull_page, plain=self.api.plain_answer)
+            page = _decoded(read, answer, "pull answer")
             scope = page.scope.to_dict()
             if self._changes_anything(page, scope, acked_mark):
                 with self.store.tx() as conn:
@@ -246,27 +251,34 @@ class SyncPass:
         again: list[Outgoing] = []
         acks: list[tuple[Outgoing, int | None]] = []
         rejects: list[tuple[Outgoing, str, str | None]] = []
-        r = self.report
-        with self.store.tx() as conn:
-            for op, result in zip(batch, results, strict=True):
-                if result.key is not None and result.key != op.key:
-                    raise ProtocolError(f"result for {result.key} where {op.key} was expected")
-                status = result.status
-                if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:
-                    status = Outcome.REJECTED
-                if status is Outcome.REJECTED and result.reason in TRANSIENT_REASONS:
+        tally = dict.fromkeys(Outcome, 0)
+        for op, result in zip(batch, results, strict=True):
+            key, status = result.key, result.status
+            if key is not None and key != op.key:
+                raise ProtocolError(f"result for {key} where {op.key} was expected")
+            if status is _APPLIED:  # the usual answer, first
+                tally[_APPLIED] += 1
+                acks.append((op, result.version))
+                continue
+            if status is _DUPLICATE and result.original is _REJECTED:
+                status = _REJECTED
+            if status is _REJECTED:
+                if result.reason in TRANSIENT_REASONS:
                     again.append(op)
                     continue
-                r.pushed += 1
-                if status is Outcome.REJECTED:
-                    r.rejected += 1
-                    rejects.append((op, result.reason or "rejected", result.message))
-                    continue
-                r.applied += status is Outcome.APPLIED
-                r.duplicates += status is Outcome.DUPLICATE
-                r.conflicts += status is Outcome.CONFLICT
+                rejects.append((op, result.reason or "rejected", result.message))
+            else:
                 acks.append((op, result.version))
-            Store.reject(conn, rejects)
+            tally[status] += 1
+        r = self.report
+        r.pushed += len(batch) - len(again)
+        r.applied += tally[_APPLIED]
+        r.duplicates += tally[_DUPLICATE]
+        r.conflicts += tally[_CONFLICT]
+        r.rejected += tally[_REJECTED]
+        with self.store.tx() as conn:
+            if rejects:
+                Store.reject(conn, rejects)
             Store.ack(conn, acks)
         return again
 
