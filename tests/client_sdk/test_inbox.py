@@ -155,7 +155,7 @@ def _any_change(draw: Any) -> Any:
     return change if draw(st.integers(0, 9)) else draw(_value)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(_any_change(), max_size=4),
     st.dictionaries(
@@ -220,7 +220,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.dictionaries(st.text(max_size=8), _json, max_size=5), min_size=1, max_size=3))
 def test_snapshots_orjson_read_are_stored_as_the_same_values(fields):
     answer = {

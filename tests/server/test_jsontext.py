@@ -71,7 +71,7 @@ def test_bytes_json_loads_would_detect_or_refuse(raw):
     assert _outcome(jsontext.loads, raw) == _outcome(json.loads, raw)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_json, st.booleans())
 def test_any_json_text_reads_as_json_loads_reads_it(value, as_bytes):
     text = json.dumps(value, ensure_ascii=False)

@@ -25,7 +25,7 @@ from sync.validators import id_number_check_digit, id_number_valid
 from . import reference as ref
 
 PROPERTY = settings(
-    max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=250, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 # --- values ------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def _stdlib(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@settings(max_examples=2000, deadline=None, database=None)
+@settings(max_examples=600, deadline=None, database=None)
 @given(json_values)
 def test_canonical_json_is_the_standard_library_spelling(value):
     try:

@@ -32,7 +32,7 @@ def _round_trips(state: RecordState) -> None:
     assert RecordState.from_dict(json.loads(json.dumps(_earlier_form(state)))) == state
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedules)
 def test_every_state_a_schedule_produces_round_trips(schedule):
     world = run_schedule(schedule, real_merge)
