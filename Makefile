@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make demo   - set up, load the demo district on SQLite and serve http://127.0.0.1:5000"
-	@echo "make test   - set up and run the whole test suite"
+	@echo "make test   - set up and run the whole test suite (PYTEST_WORKERS=2 processes)"
 	@echo "make lint   - ruff"
 	@echo "make bench  - the sync benchmark (JSON lines); BENCH_ARGS=--quick for a short run"
 	@echo "make load   - the end-of-day burst (S6) on PostgreSQL (LOAD_DB=postgresql+psycopg://...)"
@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/linli demo
 
+# Two pytest workers (one per core); a test file stays on one worker. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
