@@ -42,8 +42,6 @@ __all__ = ["Progress", "SyncPass", "SyncReport"]
 Progress = Callable[[str, int, int | None], None]
 _API = "/api/v1/sync"
 _SMALL_SKEW_MS = 2000  # below this, network delay dominates: do not correct the clock
-_APPLIED, _DUPLICATE = Outcome.APPLIED, Outcome.DUPLICATE
-_CONFLICT, _REJECTED = Outcome.CONFLICT, Outcome.REJECTED
 
 
 @dataclass(slots=True)
@@ -251,34 +249,27 @@ class SyncPass:
         again: list[Outgoing] = []
         acks: list[tuple[Outgoing, int | None]] = []
         rejects: list[tuple[Outgoing, str, str | None]] = []
-        tally = dict.fromkeys(Outcome, 0)
-        for op, result in zip(batch, results, strict=True):
-            key, status = result.key, result.status
-            if key is not None and key != op.key:
-                raise ProtocolError(f"result for {key} where {op.key} was expected")
-            if status is _APPLIED:  # the usual answer, first
-                tally[_APPLIED] += 1
-                acks.append((op, result.version))
-                continue
-            if status is _DUPLICATE and result.original is _REJECTED:
-                status = _REJECTED
-            if status is _REJECTED:
-                if result.reason in TRANSIENT_REASONS:
+        r = self.report
+        with self.store.tx() as conn:
+            for op, result in zip(batch, results, strict=True):
+                if result.key is not None and result.key != op.key:
+                    raise ProtocolError(f"result for {result.key} where {op.key} was expected")
+                status = result.status
+                if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:
+                    status = Outcome.REJECTED
+                if status is Outcome.REJECTED and result.reason in TRANSIENT_REASONS:
                     again.append(op)
                     continue
-                rejects.append((op, result.reason or "rejected", result.message))
-            else:
+                r.pushed += 1
+                if status is Outcome.REJECTED:
+                    r.rejected += 1
+                    rejects.append((op, result.reason or "rejected", result.message))
+                    continue
+                r.applied += status is Outcome.APPLIED
+                r.duplicates += status is Outcome.DUPLICATE
+                r.conflicts += status is Outcome.CONFLICT
                 acks.append((op, result.version))
-            tally[status] += 1
-        r = self.report
-        r.pushed += len(batch) - len(again)
-        r.applied += tally[_APPLIED]
-        r.duplicates += tally[_DUPLICATE]
-        r.conflicts += tally[_CONFLICT]
-        r.rejected += tally[_REJECTED]
-        with self.store.tx() as conn:
-            if rejects:
-                Store.reject(conn, rejects)
+            Store.reject(conn, rejects)
             Store.ack(conn, acks)
         return again
 

@@ -1,6 +1,6 @@
 """The pull's fast paths give what the full paths give: a pull page decodes to the same page and
 the same errors as ``PullResponse.from_dict``, snapshots orjson read are stored as the same
-values, and a push batch's results are applied as the plain loop applied them."""
+values, and a push batch's results are applied as the reference loop applies them."""
 
 from __future__ import annotations
 
@@ -286,7 +286,8 @@ def test_a_pull_stores_every_snapshot_as_the_server_sent_it(make_user, make_devi
 
 
 def _old_apply(sync_pass: SyncPass, batch: list[Any], results: list[Any]) -> list[Any]:
-    """``SyncPass._apply_results`` as it was: one loop inside the transaction."""
+    """``SyncPass._apply_results`` as specified (a reference copy: a faster rewrite of the
+    method must apply results exactly as this loop does)."""
     again, acks, rejects = [], [], []
     r = sync_pass.report
     with sync_pass.store.tx() as conn:

@@ -8,12 +8,12 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 
-from sync import RecordState, merge
+from sync import OpKind, RecordState, merge
 from sync.record import DELETED
 
 from .properties import run_schedule, schedules
 from .sim import real_merge
-from .test_merge import OpKind, created, op
+from .test_merge import created, op
 
 
 def _earlier_form(state: RecordState) -> dict:
