@@ -168,8 +168,9 @@ def record_type(name: str) -> RecordType | None:
 
 # --- field checks ---------------------------------------------------------------------------------
 # Each kind of field has a check builder: given the spec, it returns a function of (value, codes)
-# giving an error message, or None when the value is valid (``None`` clears a field). The checks
-# are built once per field, so validating a value does no dispatch on the kind.
+# giving an error message for a value other than None, or None when the value is valid;
+# :func:`_field_check` adds what ``None`` means (it clears a field). The checks are built once per
+# field, so validating a value does no dispatch on the kind.
 
 Check = Callable[[Any, "Mapping[str, set[str]] | None"], "str | None"]
 _UUID_FORM = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
@@ -179,8 +180,6 @@ def _text(spec: FieldSpec) -> Check:
     required, max_len = spec.required, spec.max_len
 
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if not isinstance(value, str):
             return "must be a string"
         if required and not value.strip():
@@ -196,11 +195,7 @@ def _simple(test: Callable[[Any], bool], message: str) -> Callable[[FieldSpec], 
     """A builder for a kind whose only check is ``test`` (True: valid)."""
 
     def build(spec: FieldSpec) -> Check:
-        required = spec.required
-
         def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-            if value is None:
-                return "required" if required else None
             return None if test(value) else message
 
         return check
@@ -209,11 +204,7 @@ def _simple(test: Callable[[Any], bool], message: str) -> Callable[[FieldSpec], 
 
 
 def _int(spec: FieldSpec) -> Check:
-    required = spec.required
-
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if isinstance(value, bool) or not isinstance(value, int) or not -(2**53) < value < 2**53:
             return "must be an integer"
         if value < 0:
@@ -224,11 +215,7 @@ def _int(spec: FieldSpec) -> Check:
 
 
 def _number(spec: FieldSpec) -> Check:
-    required = spec.required
-
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             return "must be a number"
         if value < 0 or value > 1e15:
@@ -275,11 +262,9 @@ def _is_grid(value: Any) -> bool:
 
 
 def _code(spec: FieldSpec) -> Check:
-    required, table = spec.required, spec.code_table
+    table = spec.code_table
 
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if not isinstance(value, str) or not 0 < len(value) <= 64:
             return "must be a code string"
         known = codes.get(table) if codes and table else None
@@ -291,11 +276,9 @@ def _code(spec: FieldSpec) -> Check:
 
 
 def _codes(spec: FieldSpec) -> Check:
-    required, table = spec.required, spec.code_table
+    table = spec.code_table
 
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if not isinstance(value, list):
             return "must be a list of codes"
         if len(value) > 50:
@@ -314,11 +297,9 @@ def _codes(spec: FieldSpec) -> Check:
 
 
 def _list(spec: FieldSpec) -> Check:
-    required, max_len = spec.required, spec.max_len
+    max_len = spec.max_len
 
     def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
-        if value is None:
-            return "required" if required else None
         if not isinstance(value, list) or len(value) > max_len:
             return f"must be a list of at most {max_len} items"
         if not all(isinstance(i, dict | str) for i in value):
@@ -331,6 +312,19 @@ def _list(spec: FieldSpec) -> Check:
 def _any(spec: FieldSpec) -> Check:
     """A kind with no value check: only ``required`` applies."""
     return _simple(lambda value: True, "")(spec)
+
+
+def _field_check(spec: FieldSpec) -> Check:
+    """The check of one field: ``None`` clears it (refused if required), any other value goes
+    to the check of its kind."""
+    required, of_kind = spec.required, _BUILDERS.get(spec.kind, _any)(spec)
+
+    def check(value: Any, codes: Mapping[str, set[str]] | None) -> str | None:
+        if value is None:
+            return "required" if required else None
+        return of_kind(value, codes)
+
+    return check
 
 
 _BUILDERS: dict[str, Callable[[FieldSpec], Check]] = {
@@ -367,9 +361,7 @@ def _compile(rtype: RecordType) -> _Compiled:
     server_only: dict[str, Check] = {}
     for name, spec in rtype.fields.items():
         if name not in SERVER_OWNED_FIELDS:
-            (server_only if spec.server_only else device)[name] = _BUILDERS.get(spec.kind, _any)(
-                spec
-            )
+            (server_only if spec.server_only else device)[name] = _field_check(spec)
     required = tuple(name for name, spec in rtype.fields.items() if spec.required)
     return _Compiled(rtype, device, server_only, required)
 
