@@ -42,6 +42,7 @@ from server.extensions import db
 from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of
 from server.passwords import hash_password
 from server.scope import Scope
+from server.store import stored_state
 from sync import DELETED, TRANSIENT_REASONS, Operation, OpKind, RecordState, Write
 
 __all__ = [
@@ -522,6 +523,10 @@ class ServerRecord:
     seq: int
     state: str
     snapshot: str
+    data: str  # the current values (JSON): a settled field's value is kept here, not in state
+
+    def merge_state(self) -> RecordState:
+        return stored_state(self.state, json.loads(self.data))
 
 
 class World:
@@ -723,7 +728,7 @@ class World:
                     comment = "请补充" if kind == "return" else None
                     actions.review(head, scope, rid, decision, comment)
                 elif kind == "resolve":
-                    conflicts = RecordState.from_dict(json.loads(before.state)).conflicts()
+                    conflicts = before.merge_state().conflicts()
                     if not conflicts:
                         return
                     name = sorted(conflicts)[0]
@@ -842,7 +847,7 @@ class World:
 
     def server_records(self) -> dict[str, ServerRecord]:
         rows = self.server_db.execute(
-            "SELECT id, grid_code, version, seq, state, snapshot FROM record"
+            "SELECT id, grid_code, version, seq, state, snapshot, data FROM record"
         ).fetchall()
         return {r[0]: ServerRecord(*r[1:]) for r in rows}
 
@@ -895,9 +900,7 @@ class World:
                     f"{op.key} was acknowledged ({answer.outcome}) "
                     f"but the server has no record {op.record_id}",
                 )
-            state = states.get(op.record_id) or RecordState.from_dict(
-                json.loads(server[op.record_id].state)
-            )
+            state = states.get(op.record_id) or server[op.record_id].merge_state()
             states[op.record_id] = state
             if op.kind is OpKind.APPEND:
                 if op.item["id"] not in state.collections.get(op.collection, {}):

@@ -14,12 +14,13 @@ never move its cursor past a change that commits later.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,6 +34,12 @@ from sync import snapshot as build_snapshot
 _PG_WRITE_LOCK = 0x4C494E4C4953  # "LINLIS"
 _SERVER_CLOCK = HybridClock("server")
 SERVER_DEVICE = "server"
+
+
+def stored_state(state: str, data: Mapping[str, Any] | None) -> RecordState:
+    """A record's merge state from its ``state`` and ``data`` (current values) columns: a field
+    with one live write is stored as its stamp alone, its value being in ``data``."""
+    return RecordState.from_dict(jsontext.loads(state), data)
 
 
 def server_hlc() -> str:
@@ -90,6 +97,7 @@ class RecordBatch:
                 select(
                     Record.id,
                     Record.state,
+                    Record.data,
                     Record.grid_code,
                     Record.review_status,
                     Record.review,
@@ -100,7 +108,7 @@ class RecordBatch:
             )
             for row in rows:
                 self.records[row.id] = StoredRecord(
-                    RecordState.from_dict(jsontext.loads(row.state)),
+                    stored_state(row.state, row.data),
                     row.grid_code,
                     row.review_status,
                     row.review,
@@ -256,7 +264,7 @@ class RecordBatch:
             # nothing for plain rows and costs about as much as the SQL itself.
             conn = self.session.connection()
             if new_rows:
-                conn.execute(Record.__table__.insert(), new_rows)
+                insert_rows(conn, Record.__table__, new_rows)
             if old_rows:
                 table = Record.__table__
                 stmt = table.update().where(table.c.id == bindparam("b_id"))
@@ -268,7 +276,7 @@ class RecordBatch:
                 rec.exists, rec.dirty, rec.old_grid = True, False, None
                 rec.stored_grid, rec.stored_version = rec.grid_code, rec.state.version
         if self.receipts:
-            self.session.connection().execute(SyncOp.__table__.insert(), self.receipts)
+            insert_rows(self.session.connection(), SyncOp.__table__, self.receipts)
             self.receipts = []
         return len(dirty)
 
@@ -317,7 +325,7 @@ class RecordBatch:
             "review": rec.review,
             "updated_at": self.now,
             "data": snap["fields"],
-            "state": jsontext.dumps(state.to_dict()),
+            "state": jsontext.dumps(state.to_dict(values_kept=True)),
             "snapshot": jsontext.dumps(snap),
         }
         if not rec.exists:
@@ -329,4 +337,52 @@ class RecordBatch:
         return row
 
 
-__all__ = ["SERVER_DEVICE", "RecordBatch", "StoredRecord", "server_hlc"]
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) with one executemany.
+
+    On SQLite the rows go to the driver as tuples, each value bound as its column type binds it
+    (SQLAlchemy's own bind processors; a JSON value through the engine's serializer), a
+    processed value reused for equal values (a batch's timestamps are one value): the
+    per-value bookkeeping of a Core executemany cost about as much as the SQL itself. On
+    PostgreSQL, Core's multi-row insert.
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    dialect = conn.dialect
+    binds: list[tuple[int, Any, dict[Any, Any] | None]] = []
+    for i, name in enumerate(names):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:  # JSON values are not hashable: serialized each time
+            binds.append((i, process, None if isinstance(table.c[name].type, JSON) else {}))
+    values = []
+    pick = itemgetter(*names)
+    for row in rows:
+        items = list(pick(row))
+        for i, process, seen in binds:
+            value = items[i]
+            if seen is None:
+                items[i] = process(value)
+            elif value in seen:
+                items[i] = seen[value]
+            else:
+                items[i] = seen[value] = process(value)
+        values.append(tuple(items))
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    marks = ", ".join("?" * len(names))
+    conn.exec_driver_sql(
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
+        f"VALUES ({marks})",
+        values,
+    )
+
+
+__all__ = [
+    "SERVER_DEVICE",
+    "RecordBatch",
+    "StoredRecord",
+    "insert_rows",
+    "server_hlc",
+    "stored_state",
+]

@@ -131,17 +131,23 @@ class RecordState:
         ws = self.fields.get(name)
         return current(ws) if ws else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, values_kept: bool = False) -> dict[str, Any]:
         """Compact form for storage. Every write is ``[value, stamp]``, ``stamp`` indexing
         ``stamps``: the provenance (version, HLC, device, seq, author, base version) that writes
-        made by one operation share is kept once — a created record's fields all share one."""
+        made by one operation share is kept once — a created record's fields all share one.
+
+        With ``values_kept`` the caller keeps :meth:`values` beside this form (the server's
+        ``data`` column): a field with a single live write — its value is the current value —
+        is then just its stamp, and :meth:`from_dict` takes the value from ``values``.
+        """
         stamps: dict[tuple[Any, ...], int] = {}
-        fields: dict[str, list[list[Any]]] = {}
+        fields: dict[str, Any] = {}
         collections: dict[str, list[list[Any]]] = {}
         for out, groups in (
             (fields, self.fields.items()),
             (collections, ((n, es.values()) for n, es in self.collections.items())),
         ):
+            slim = values_kept and out is fields
             for name, writes in groups:
                 rows = out[name] = []
                 for w in writes:
@@ -150,6 +156,8 @@ class RecordState:
                     if index is None:
                         index = stamps[stamp] = len(stamps)
                     rows.append([w[0], index])
+                if slim and len(rows) == 1 and name != DELETED:
+                    out[name] = rows[0][1]
         return {
             "type": self.record_type,
             "id": self.record_id,
@@ -160,8 +168,12 @@ class RecordState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordState:
-        """Read :meth:`to_dict`'s form, or the earlier one (each write a full 7-item list)."""
+    def from_dict(
+        cls, data: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    ) -> RecordState:
+        """Read :meth:`to_dict`'s form (``values``: the current values kept beside it, needed
+        if it was written with ``values_kept``), or the earlier one (each write a full 7-item
+        list)."""
         if "stamps" not in data:
             return cls(
                 data["type"],
@@ -175,14 +187,19 @@ class RecordState:
             )
         stamps = [tuple(s) for s in data["stamps"]]
         new, w = _new_write, Write
+        fields: dict[str, tuple[Write, ...]] = {}
+        for n, rows in data["fields"].items():
+            if rows.__class__ is int:  # a single write whose value is kept in ``values``
+                if values is None or n not in values:
+                    raise ValueError(f"field {n!r}: its value is kept beside the state")
+                fields[n] = (new(w, (values[n], *stamps[rows])),)
+            else:
+                fields[n] = tuple([new(w, (v, *stamps[i])) for v, i in rows])
         return cls(
             data["type"],
             data["id"],
             data["version"],
-            {
-                n: tuple([new(w, (v, *stamps[i])) for v, i in rows])
-                for n, rows in data["fields"].items()
-            },
+            fields,
             {
                 n: {v["id"]: new(w, (v, *stamps[i])) for v, i in rows}
                 for n, rows in data["collections"].items()

@@ -26,7 +26,7 @@ from server.console.labels import (
 from server.extensions import db
 from server.models import Device, Record, SyncOp, User
 from server.privacy import mask_value, sensitive_fields
-from server.store import SERVER_DEVICE
+from server.store import SERVER_DEVICE, stored_state
 from sync import DELETED, RecordState, Write
 from sync.deadlines import deadline_status
 from sync.schema import RECORD_TYPES
@@ -239,7 +239,7 @@ def notes(state: RecordState, who: Who) -> list[dict[str, Any]]:
 
 
 def load_state(rec: Record) -> RecordState:
-    return RecordState.from_dict(json.loads(rec.state))
+    return stored_state(rec.state, rec.data)
 
 
 __all__ = [

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import func, select
 
 from fixtures import DEMO_PASSWORD, code_sets
 from server.extensions import db
 from server.models import CodeEntry, Record, SyncOp, User
-from sync import RECORD_TYPES, RecordState, validate_fields
+from server.store import stored_state
+from sync import RECORD_TYPES, validate_fields
 
 
 def test_small_district_loads_validates_and_syncs(app, runner):
@@ -30,7 +29,7 @@ def test_small_district_loads_validates_and_syncs(app, runner):
             }
             errors = validate_fields(record.type, device_fields, partial=False, codes=codes)
             assert errors == {}, (record.type, errors)
-            state = RecordState.from_dict(json.loads(record.state))
+            state = stored_state(record.state, record.data)
             assert state.version == record.version and not state.conflicts()
         statuses = {r.data.get("status") for r in records if r.type == "dispute"}
         assert {"reported", "closed", "in_progress"} <= statuses

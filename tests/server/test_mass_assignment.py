@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from server.extensions import db
 from server.models import Device, Record, SyncOp
-from sync import Operation, OpKind, RecordState
+from server.store import stored_state
+from sync import Operation, OpKind
 from sync.schema import RECORD_TYPES, SERVER_OWNED_FIELDS
 from tests.conftest import GRID_1, GRID_2
 from tests.server.conftest import assert_error
@@ -575,7 +576,7 @@ def test_author_is_the_authenticated_user_not_the_devices_claim(
     with any_app.app_context():
         rec = db.session.get(Record, rid)
         assert rec.author_id == worker.id
-        state = RecordState.from_dict(json.loads(rec.state))
+        state = stored_state(rec.state, rec.data)
         authors = {w.author for ws in state.fields.values() for w in ws}
         assert authors == {str(worker.id), str(colleague.id)}
         by_device = {w.device_id: w.author for ws in state.fields.values() for w in ws}

@@ -1,11 +1,13 @@
 """The stored form of a record's merge state: every state any schedule produces comes back
-equal from its JSON text, in the current (shared stamps) form and in the earlier one (a full
+equal from its JSON text, in the current (shared stamps) form — with its values, or with the
+settled fields' values kept beside it as the server keeps them — and in the earlier one (a full
 list per write) that rows written before the change still hold."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from sync import OpKind, RecordState, merge
@@ -29,6 +31,9 @@ def _earlier_form(state: RecordState) -> dict:
 def _round_trips(state: RecordState) -> None:
     text = json.dumps(state.to_dict(), ensure_ascii=False)
     assert RecordState.from_dict(json.loads(text)) == state
+    slim = json.dumps(state.to_dict(values_kept=True), ensure_ascii=False)
+    values = json.loads(json.dumps(state.values(), ensure_ascii=False))
+    assert RecordState.from_dict(json.loads(slim), values) == state
     assert RecordState.from_dict(json.loads(json.dumps(_earlier_form(state)))) == state
 
 
@@ -60,3 +65,25 @@ def test_a_row_written_in_the_earlier_form_still_merges():
         merge(earlier, op("b", 1, OpKind.UPDATE, 1, {"findings": "y"}, 2)).state
         == merge(state, op("b", 1, OpKind.UPDATE, 1, {"findings": "y"}, 2)).state
     )
+
+
+def test_a_settled_field_is_stored_as_its_stamp_and_read_with_the_values_beside_it():
+    state = created()
+    stored = state.to_dict(values_kept=True)
+    assert stored["fields"]["findings"] == 0 and stored["fields"]["address"] == 0
+    assert stored["fields"][DELETED] == [[False, 0]]  # not among the values: kept in full
+    assert "x" not in json.dumps(stored["fields"])  # no field value is repeated in the state
+    assert RecordState.from_dict(stored, state.values()) == state
+    edited = merge(state, op("b", 1, OpKind.UPDATE, 1, {"findings": "z"}, 3)).state
+    concurrent = merge(edited, op("c", 1, OpKind.UPDATE, 1, {"findings": "w"}, 4)).state
+    stored = concurrent.to_dict(values_kept=True)
+    assert sorted(v for v, _ in stored["fields"]["findings"]) == ["w", "z"]  # in conflict: full
+    assert RecordState.from_dict(stored, concurrent.values()) == concurrent
+
+
+def test_a_stamp_only_field_without_its_value_is_refused_not_guessed():
+    stored = created().to_dict(values_kept=True)
+    with pytest.raises(ValueError, match="findings"):
+        RecordState.from_dict(stored, {"grid_code": "x", "address": "y"})
+    with pytest.raises(ValueError):
+        RecordState.from_dict(stored)
