@@ -4,7 +4,12 @@ sync requests and replies), with orjson where it gives exactly what the standard
 Writing: orjson, the same JSON values as ``json.dumps(separators=(",", ":"),
 ensure_ascii=False)``, about ten times faster; a value orjson cannot encode (an integer beyond
 64 bits inside a free-form value) falls back to the standard library, so nothing valid is ever
-refused here. Digests do not use this module: their one spelling is ``sync.canonical_json``.
+refused here.
+
+Canonical text (what digests cover): ``sync.canonical_json``'s spelling, which is the one; orjson
+with sorted keys gives the same bytes for any value without floats (their spelling differs)
+whose integers fit 64 bits, so :func:`canonical` uses it for those and the standard library for
+the rest.
 
 Reading: orjson too, except for a text holding a run of 19 or more digits (orjson reads an
 integer beyond 64 bits as a float, which would change the value) or one orjson refuses (NaN,
@@ -20,7 +25,9 @@ from typing import Any
 import orjson
 from flask.json.provider import DefaultJSONProvider
 
-__all__ = ["JSONProvider", "dumps", "dumps_bytes", "loads"]
+from sync import canonical_json
+
+__all__ = ["JSONProvider", "canonical", "dumps", "dumps_bytes", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -56,3 +63,30 @@ def dumps_bytes(value: Any) -> bytes:
 def dumps(value: Any) -> str:
     """Compact JSON text of ``value``."""
     return dumps_bytes(value).decode()
+
+
+def _floatless(value: Any) -> bool:
+    """True if ``value`` is built of dicts, lists, str, int, bool and None only — no float and
+    nothing (a tuple, a subclass) whose spelling orjson and the standard library might differ on.
+    """
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        kind = type(v)
+        if kind is dict:
+            pending.extend(v.values())  # a key that is not a str: orjson refuses, see below
+        elif kind is list:
+            pending.extend(v)
+        elif kind is not str and kind is not int and kind is not bool and v is not None:
+            return False
+    return True
+
+
+def canonical(value: Any) -> str:
+    """``sync.canonical_json(value)``, the same text, faster for the values orjson spells alike."""
+    if _floatless(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key that is not a str
+            pass
+    return canonical_json(value)

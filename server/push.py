@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from server import audit
+from server import audit, jsontext
 from server.cases import case_state, local_today, open_new_case, step_item
 from server.codes import CodeBook, codebook
 from server.db import read_phase, utcnow
@@ -119,7 +119,7 @@ def _prepare(
             prepared.append(item)
             continue
         op = item if item.author == author else replace(item, author=author)
-        canonical = op.canonical()
+        canonical = op.canonical(jsontext.canonical)
         prepared.append(_Checked(op, canonical, op.digest(canonical), _invalid(op, codes)))
     return prepared
 

@@ -158,7 +158,7 @@ class RecordBatch:
     ) -> None:
         """Remember the answer for ``op``'s key (and its payload, the record's history); pass
         the canonical payload and its digest if they are already known."""
-        canonical = canonical or op.canonical()
+        canonical = canonical or op.canonical(jsontext.canonical)
         self.receipts.append(
             {
                 "device_id": op.device_id,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -95,24 +95,28 @@ class Operation:
             data["reason"] = self.reason
         return data
 
-    def canonical(self) -> str:
+    def canonical(self, encode: Callable[[Any], str] = canonical_json) -> str:
         """The canonical JSON of the operation as the device sent it, without ``author`` (the
-        server sets that): what the digest covers and what the server keeps as history."""
+        server sets that): what the digest covers and what the server keeps as history.
+        ``encode``: a faster spelling of :func:`canonical_json`, giving exactly its text."""
         payload = self.to_dict()
         del payload["author"]
-        return _CANONICAL.encode(payload)
+        return encode(payload)
 
     def digest(self, canonical: str | None = None) -> str:
         """SHA-256 of :meth:`canonical` (pass it if already computed)."""
         return hashlib.sha256((canonical or self.canonical()).encode()).hexdigest()
 
     @classmethod
-    def from_dict(cls, data: object) -> Operation:
-        """Decode and check the shape of one operation; raise a WireFormatError subclass."""
-        return _decode_plain(cls, data) or cls._decode(data)
+    def from_dict(cls, data: object, *, author: str | None = None) -> Operation:
+        """Decode and check the shape of one operation; raise a WireFormatError subclass.
+
+        ``author``, if given, is who the operation is attributed to instead of the ``author`` it
+        carries (the server's attribution; what the device sent is still checked)."""
+        return _decode_plain(cls, data, author) or cls._decode(data, author)
 
     @classmethod
-    def _decode(cls, data: object) -> Operation:
+    def _decode(cls, data: object, author: str | None = None) -> Operation:
         """The careful decoder: every check in order, each failure its own error."""
         d = c.mapping(data, "operation")
         kind_text = c.string(c.req(d, "kind", "operation"), "operation.kind", max_len=16)
@@ -159,7 +163,9 @@ class Operation:
             record_id=c.uuid_text(c.req(d, "record_id", "operation"), "operation.record_id"),
             base_version=c.integer(c.req(d, "base_version", "operation"), "operation.base_version"),
             hlc=hlc,
-            author=c.string(d.get("author", ""), "operation.author", max_len=64, empty=True),
+            author=_attributed(
+                c.string(d.get("author", ""), "operation.author", max_len=64, empty=True), author
+            ),
             fields=fields,
             collection=collection,
             item=item,
@@ -191,7 +197,11 @@ def _text(value: object, min_len: int, max_len: int) -> bool:
     return type(value) is str and min_len <= len(value) <= max_len and _unicode(value)
 
 
-def _decode_plain(cls: type[Operation], d: object) -> Operation | None:
+def _attributed(sent: str, author: str | None) -> str:
+    return sent if author is None else author
+
+
+def _decode_plain(cls: type[Operation], d: object, author: str | None = None) -> Operation | None:
     """The operation in ``d`` when it is a well-formed one of plain JSON, else None.
 
     It accepts only what :meth:`Operation._decode` accepts, and returns the same operation; for
@@ -267,7 +277,7 @@ def _decode_plain(cls: type[Operation], d: object) -> Operation | None:
     seq = get("seq")
     record_id = get("record_id")
     base_version = get("base_version")
-    author = get("author", "")
+    sent_author = get("author", "")
     reason = get("reason")
     if not (
         _text(device_id, 1, 64)
@@ -277,7 +287,7 @@ def _decode_plain(cls: type[Operation], d: object) -> Operation | None:
         and _UUID_RE.fullmatch(record_id)
         and type(base_version) is int
         and 0 <= base_version <= _INT_MAX
-        and _text(author, 0, 64)
+        and _text(sent_author, 0, 64)
         and (reason is None or _text(reason, 0, 1000))
     ):
         return None
@@ -289,7 +299,7 @@ def _decode_plain(cls: type[Operation], d: object) -> Operation | None:
         record_id,
         base_version,
         hlc,
-        author,
+        _attributed(sent_author, author),
         fields,
         collection,
         item,

@@ -141,23 +141,25 @@ class RecordState:
         is then just its stamp, and :meth:`from_dict` takes the value from ``values``.
         """
         stamps: dict[tuple[Any, ...], int] = {}
+        known = stamps.get
+
+        def stamp_of(w: Write) -> int:
+            stamp = w[1:]
+            index = known(stamp)
+            if index is None:
+                index = stamps[stamp] = len(stamps)
+            return index
+
         fields: dict[str, Any] = {}
-        collections: dict[str, list[list[Any]]] = {}
-        for out, groups in (
-            (fields, self.fields.items()),
-            (collections, ((n, es.values()) for n, es in self.collections.items())),
-        ):
-            slim = values_kept and out is fields
-            for name, writes in groups:
-                rows = out[name] = []
-                for w in writes:
-                    stamp = w[1:]
-                    index = stamps.get(stamp)
-                    if index is None:
-                        index = stamps[stamp] = len(stamps)
-                    rows.append([w[0], index])
-                if slim and len(rows) == 1 and name != DELETED:
-                    out[name] = rows[0][1]
+        for name, writes in self.fields.items():
+            if values_kept and len(writes) == 1 and name != DELETED:
+                fields[name] = stamp_of(writes[0])
+            else:
+                fields[name] = [[w[0], stamp_of(w)] for w in writes]
+        collections = {
+            name: [[w[0], stamp_of(w)] for w in entries.values()]
+            for name, entries in self.collections.items()
+        }
         return {
             "type": self.record_type,
             "id": self.record_id,

@@ -176,14 +176,17 @@ class PushRequest:
         return {"device_id": self.device_id, "operations": ops}
 
     @classmethod
-    def from_dict(cls, data: object, *, max_batch: int = MAX_BATCH) -> PushRequest:
+    def from_dict(
+        cls, data: object, *, max_batch: int = MAX_BATCH, author: str | None = None
+    ) -> PushRequest:
+        """Decode a push; ``author``, if given, is who its operations are attributed to."""
         d = c.mapping(data, "push")
         device_id = c.string(c.req(d, "device_id", "push"), "push.device_id", max_len=64)
         raw = c.items(c.req(d, "operations", "push"), "push.operations", max_items=max_batch)
         ops: list[Operation | MalformedOperation] = []
         for index, item in enumerate(raw):
             try:
-                op = Operation.from_dict(item)
+                op = Operation.from_dict(item, author=author)
                 if op.device_id != device_id:
                     raise WrongType(
                         "operation.device_id differs from the pushing device",

@@ -133,7 +133,9 @@ def push(args: dict[str, Any]) -> Response:
     """Apply a batch of operations; one result per operation, in order."""
     _own_device(args["device_id"])
     try:
-        batch = PushRequest.from_dict(args, max_batch=current_app.config["SYNC_MAX_BATCH"])
+        batch = PushRequest.from_dict(
+            args, max_batch=current_app.config["SYNC_MAX_BATCH"], author=str(g.user.id)
+        )
     except SyncError as exc:
         raise _decode(exc) from None
     response = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)

@@ -1,5 +1,6 @@
 """server.jsontext reads exactly what json.loads reads (and refuses what it refuses), whether
-orjson or the standard library does the reading; request bodies go through it."""
+orjson or the standard library does the reading; request bodies go through it. Its canonical
+text is exactly sync.canonical_json's, the one spelling digests cover."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server import jsontext
+from sync import canonical_json
 
 
 def _typed(value: Any) -> str:
@@ -86,3 +88,49 @@ def test_request_bodies_keep_integers_beyond_64_bits(app):
 
         assert request.get_json() == {"v": 2**64, "w": 1}
         assert type(request.get_json()["v"]) is int
+
+
+_any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None))
+_canonical_cases = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _any_text,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_any_text | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_canonical_cases)
+def test_canonical_text_is_sync_canonical_json_exactly(value):
+    try:
+        expected = canonical_json(value)
+    except (TypeError, ValueError) as exc:  # e.g. keys of mixed kinds cannot be sorted
+        with pytest.raises(type(exc)):
+            jsontext.canonical(value)
+    else:
+        assert jsontext.canonical(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": '\x00\x1f\x7f\u2028\u2029\ufeff"\\/', "a": [1, True, None]},
+        {"名": 1, "é": 2, "\U0001f600": 3, "\uffff": 4, "Z": 5},
+        {"v": 2**63, "w": -(2**63) - 1, "x": 2**64},
+        {"f": 1.0, "g": 1e16, "h": 1.5e-7, "i": float("nan"), "j": float("inf")},
+        {"s": "\ud800"},
+        {1: "a", 2: "b"},
+        {"t": (1, 2)},
+        [],
+        "",
+    ],
+)
+def test_canonical_text_of_the_edge_cases(value):
+    assert jsontext.canonical(value) == canonical_json(value)
