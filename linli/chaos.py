@@ -39,7 +39,7 @@ from client_sdk.transport import Request, Response
 from server import accounts, actions, create_app
 from server.errors import APIError
 from server.extensions import db
-from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of
+from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of, snapshot_text
 from server.passwords import hash_password
 from server.scope import Scope
 from server.store import stored_state
@@ -522,11 +522,15 @@ class ServerRecord:
     version: int
     seq: int
     state: str
-    snapshot: str
+    envelope: str
     data: str  # the current values (JSON): a settled field's value is kept here, not in state
 
     def merge_state(self) -> RecordState:
         return stored_state(self.state, json.loads(self.data))
+
+    @property
+    def snapshot(self) -> str:
+        return snapshot_text(self.envelope, self.data)
 
 
 class World:
@@ -847,7 +851,7 @@ class World:
 
     def server_records(self) -> dict[str, ServerRecord]:
         rows = self.server_db.execute(
-            "SELECT id, grid_code, version, seq, state, snapshot, data FROM record"
+            "SELECT id, grid_code, version, seq, state, envelope, data FROM record"
         ).fetchall()
         return {r[0]: ServerRecord(*r[1:]) for r in rows}
 

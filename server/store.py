@@ -313,6 +313,7 @@ class RecordBatch:
     def _row(self, rec: StoredRecord, seq: int) -> dict[str, Any]:
         state = rec.state
         snap = build_snapshot(state, grid_code=rec.grid_code, review=rec.review)
+        fields = snap.pop("fields")
         row = {
             "id": rec.id,
             "type": state.record_type,
@@ -324,9 +325,9 @@ class RecordBatch:
             "review_status": rec.review_status,
             "review": rec.review,
             "updated_at": self.now,
-            "data": snap["fields"],
+            "data": fields,
             "state": jsontext.dumps(state.to_dict(values_kept=True)),
-            "snapshot": jsontext.dumps(snap),
+            "envelope": jsontext.dumps(snap),
         }
         if not rec.exists:
             row.update(

@@ -403,6 +403,8 @@ def _s3_curve(bench: Bench) -> list[dict[str, Any]]:
 
 
 def scenario_s4(bench: Bench) -> list[dict[str, Any]]:
+    from server.models import snapshot_text
+
     n = bench.scale.s4
     half = n // 2
     with bench.database("S4") as database:
@@ -441,9 +443,11 @@ def scenario_s4(bench: Bench) -> list[dict[str, Any]]:
                 b.close()
             peak = server.peak_mb()
         rows = database.query(
-            "SELECT id, has_conflict, snapshot FROM record WHERE grid_code = :g", g=grid
+            "SELECT id, has_conflict, envelope, CAST(data AS TEXT) FROM record "
+            "WHERE grid_code = :g",
+            g=grid,
         )
-    snaps = {row[0]: json.loads(row[2]) for row in rows}
+    snaps = {row[0]: json.loads(snapshot_text(row[2], row[3])) for row in rows}
     in_conflict = sum(1 for row in rows if row[1])
     kept = lost = 0
     for rid, field_name, value in edits:

@@ -7,14 +7,14 @@ from typing import Any
 
 from flask import g
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from server import actions
 from server.api import URL_PREFIX
 from server.auth import require_auth
 from server.errors import NotFound
 from server.extensions import db
-from server.models import Record
+from server.models import Record, snapshot_text
 from server.privacy import mask_snapshot
 from server.schemas import CaseActionSchema, MoveSchema, RecordSchema, ResolveSchema, ReviewSchema
 
@@ -28,11 +28,13 @@ blp = Blueprint(
 
 def _snapshot(record_id: str) -> dict[str, Any]:
     row = db.session.execute(
-        select(Record.grid_code, Record.snapshot).where(Record.id == record_id)
+        select(Record.grid_code, Record.envelope, cast(Record.data, Text).label("data")).where(
+            Record.id == record_id
+        )
     ).first()
     if row is None or not g.scope.contains(row.grid_code):
         raise NotFound("No such record.", code="not_found")
-    return mask_snapshot(json.loads(row.snapshot))
+    return mask_snapshot(json.loads(snapshot_text(row.envelope, row.data)))
 
 
 @blp.get("/<uuid:record_id>")

@@ -2,7 +2,7 @@
 
 from server.models.audit import GENESIS_HASH, AccessLog, AuditEntry
 from server.models.codes import CodeEntry
-from server.models.records import GridDigest, Record, Removal, SyncCounter, SyncOp
+from server.models.records import GridDigest, Record, Removal, SyncCounter, SyncOp, snapshot_text
 from server.models.territory import AdminUnit, UnitLevel, level_of, parent_code_of
 from server.models.users import (
     ADMIN_ROLES,
@@ -35,4 +35,5 @@ __all__ = [
     "UserGrid",
     "level_of",
     "parent_code_of",
+    "snapshot_text",
 ]

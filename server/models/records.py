@@ -1,9 +1,11 @@
 """Synced records and the sync bookkeeping around them.
 
-- ``Record``: one row per record of any syncable type. ``state`` holds the merge state (every
-  live write of every field, compact JSON), ``data`` the current values (for the console's
-  queries), ``snapshot`` the exact JSON a pull sends (built at write time, so a pull reads and
-  concatenates text instead of re-encoding). ``seq`` is the change sequence of its latest change.
+- ``Record``: one row per record of any syncable type. ``data`` holds the current values (for
+  the console's queries, and the one copy of each settled field's value), ``state`` the merge
+  state (every live write of every field, compact JSON; a settled field is only its stamp),
+  ``envelope`` the rest of what a pull sends — the snapshot without its fields, built at write
+  time so that a pull splices two texts instead of re-encoding (``server.store.snapshot_text``).
+  ``seq`` is the change sequence of its latest change.
 - ``SyncOp``: the receipt of every operation a device pushed (idempotency key device_id + seq)
   and its payload, which is also the record's history with server time and batch.
 - ``Removal``: a record left a grid (reassignment); devices of that grid must drop it.
@@ -18,8 +20,15 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from server import jsontext
 from server.db import UTCDateTime, utcnow
 from server.extensions import db
+
+
+def snapshot_text(envelope: str, data: str) -> str:
+    """A record's snapshot (what a pull sends) as JSON text, from its ``envelope`` and ``data``
+    columns as text: the fields spliced into the envelope, nothing decoded or encoded."""
+    return '{"fields":' + data + "," + envelope[1:]
 
 
 class Record(db.Model):
@@ -40,7 +49,12 @@ class Record(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     data: Mapped[dict] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(Text)
-    snapshot: Mapped[str] = mapped_column(Text)
+    envelope: Mapped[str] = mapped_column(Text)
+
+    @property
+    def snapshot(self) -> str:
+        """The snapshot a pull sends for this record, as JSON text."""
+        return snapshot_text(self.envelope, jsontext.dumps(self.data))
 
     __table_args__ = (
         Index("ix_record_grid_seq", "grid_code", "seq"),
@@ -93,4 +107,4 @@ class SyncCounter(db.Model):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-__all__ = ["GridDigest", "Record", "Removal", "SyncCounter", "SyncOp"]
+__all__ = ["GridDigest", "Record", "Removal", "SyncCounter", "SyncOp", "snapshot_text"]
