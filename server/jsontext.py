@@ -69,15 +69,20 @@ def _floatless(value: Any) -> bool:
     """True if ``value`` is built of dicts, lists, str, int, bool and None only — no float and
     nothing (a tuple, a subclass) whose spelling orjson and the standard library might differ on.
     """
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return kind is str or kind is int or kind is bool or value is None
     pending = [value]
     while pending:
-        v = pending.pop()
-        kind = type(v)
-        if kind is dict:
-            pending.extend(v.values())  # a key that is not a str: orjson refuses, see below
-        elif kind is list:
-            pending.extend(v)
-        elif kind is not str and kind is not int and kind is not bool and v is not None:
+        container = pending.pop()
+        # a dict key that is not a str: orjson refuses it, and canonical() falls back
+        for v in container.values() if type(container) is dict else container:
+            kind = type(v)
+            if kind is str or kind is int or kind is bool or v is None:
+                continue
+            if kind is dict or kind is list:
+                pending.append(v)
+                continue
             return False
     return True
 

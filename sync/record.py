@@ -153,7 +153,11 @@ class RecordState:
         fields: dict[str, Any] = {}
         for name, writes in self.fields.items():
             if values_kept and len(writes) == 1 and name != DELETED:
-                fields[name] = stamp_of(writes[0])
+                stamp = writes[0][1:]  # stamp_of, inline: every field of every record
+                index = known(stamp)
+                if index is None:
+                    index = stamps[stamp] = len(stamps)
+                fields[name] = index
             else:
                 fields[name] = [[w[0], stamp_of(w)] for w in writes]
         collections = {
