@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from fixtures import (
     DEFAULT_TODAY,
@@ -34,7 +34,7 @@ from server.passwords import hash_password
 from server.store import RecordBatch
 from sync import HybridClock, Operation, OpKind, merge
 
-__all__ = ["LoadReport", "load_code_tables_into_db", "load_district"]
+__all__ = ["LoadReport", "load_code_tables_into_db", "load_district", "refresh_statistics"]
 
 _CHUNK = 2000
 
@@ -126,7 +126,21 @@ def load_district(
         {"seed": seed, "units": len(units), "users": len(users), "records": count},
     )
     db.session.commit()
+    refresh_statistics()
     return LoadReport(len(units), len(users), count, time.perf_counter() - started)
+
+
+def refresh_statistics() -> None:
+    """After a bulk load on PostgreSQL, give the planner the tables' statistics at once.
+
+    Until autovacuum gets to it, a freshly filled table has none; a pull's scope filter is
+    then estimated at a few rows and planned as a scan and sort of every record in the change
+    range (a page of 2,000 took 450 ms instead of 5 ms over 100,000 records). SQLite plans
+    these queries by its indexes alone.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("ANALYZE record, sync_op, grid_digest"))
+        db.session.commit()
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:

@@ -182,6 +182,7 @@ class BenchDatabase:
         """Create records server-side through the record store (merge, batch write), as the
         grid's worker would have pushed them; return how many."""
         from server.extensions import db
+        from server.loader import refresh_statistics
         from server.store import RecordBatch
         from sync import HybridClock, Operation, OpKind, merge
 
@@ -211,6 +212,7 @@ class BenchDatabase:
                     rec.author_id = author
                 batch.write()
                 db.session.commit()
+            refresh_statistics()  # as the district loader does after a bulk load
         return count
 
     def query(self, sql: str, **params: Any) -> list[Any]:

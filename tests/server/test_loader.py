@@ -52,3 +52,22 @@ def test_small_district_loads_validates_and_syncs(app, runner):
     )
     page = pulled.get_json()
     assert page["changes"] and page["checksum"]["count"] == len(page["changes"])
+
+
+def test_a_bulk_load_leaves_the_planner_statistics_on_postgresql(pg_url, tmp_path):
+    """Without them a pull's scope filter is misjudged at a few rows and every page scans and
+    sorts the whole change range (450 ms instead of 5 ms a page over 100,000 records)."""
+    from sqlalchemy import text
+
+    from server.loader import load_district
+    from tests.conftest import _dispose, build_app
+
+    app = build_app(tmp_path, pg_url)  # a new database: no statistics yet
+    stats = text("SELECT DISTINCT tablename FROM pg_stats WHERE tablename IN ('record', 'sync_op')")
+    try:
+        with app.app_context():
+            assert not db.session.execute(stats).all()
+            load_district("small")
+            assert set(db.session.execute(stats).scalars()) == {"record", "sync_op"}
+    finally:
+        _dispose(app)
