@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, false, or_
 
 from server.models import Role, User
+from server.models.territory import CODE_LENGTHS, UnitLevel
+
+_GRID_LENGTH = CODE_LENGTHS[UnitLevel.GRID]
 
 
 def _successor(prefix: str) -> str | None:
@@ -42,13 +45,22 @@ class Scope:
         return bool(code) and any(code.startswith(p) for p in self.prefixes)  # type: ignore[union-attr]
 
     def filter(self, column: ColumnElement[str]) -> ColumnElement[bool]:
-        """A WHERE condition: ``column`` within one of the prefixes (index-friendly ranges)."""
-        ranges = []
+        """A WHERE condition on a grid code ``column``: within one of the prefixes.
+
+        A whole grid code is matched by equality, a shorter prefix by its range: both use the
+        indexes, but only equality is planned well without statistics (PostgreSQL guesses a
+        range holds a handful of rows, and right after a bulk load it planned a pull page as a
+        scan and sort of every record in the change range).
+        """
+        grids = [p for p in self.prefixes if len(p) == _GRID_LENGTH]
+        conditions = [column.in_(grids) if len(grids) > 1 else column == grids[0]] if grids else []
         for prefix in self.prefixes:
+            if len(prefix) == _GRID_LENGTH:
+                continue
             upper = _successor(prefix)
             lower = column >= prefix
-            ranges.append(lower if upper is None else and_(lower, column < upper))
-        return or_(*ranges) if ranges else false()
+            conditions.append(lower if upper is None else and_(lower, column < upper))
+        return or_(*conditions) if conditions else false()
 
     @property
     def token(self) -> str:
