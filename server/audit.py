@@ -42,32 +42,37 @@ def entry_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-def record(
-    actor: str, action: str, target: str, payload: dict[str, Any] | None = None
-) -> AuditEntry:
-    """Append one entry to the chain within the current transaction."""
-    session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
+_ENTRY = AuditEntry.__table__
+# Built once; run as Core statements on the session's connection. Through the ORM (a query, an
+# object added and flushed) an entry cost about twice the CPU for the same three statements.
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LAST = select(_ENTRY.c.seq, _ENTRY.c.hash).order_by(_ENTRY.c.seq.desc()).limit(1)
+_APPEND = _ENTRY.insert()
+
+
+def record(actor: str, action: str, target: str, payload: dict[str, Any] | None = None) -> None:
+    """Append one entry to the chain within the current transaction (written at once; the
+    caller commits)."""
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK, {"key": _PG_LOCK_KEY})
+    last = conn.execute(_LAST).first()
     seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
     payload = payload or {}
     at = utcnow()
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        target=target,
-        payload=canonical_json(payload),
-        prev_hash=prev_hash,
-        hash=entry_hash(prev_hash, seq, at, actor, action, target, payload),
+    conn.execute(
+        _APPEND,
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "payload": canonical_json(payload),
+            "prev_hash": prev_hash,
+            "hash": entry_hash(prev_hash, seq, at, actor, action, target, payload),
+        },
     )
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from server.db import read_phase, utcnow
@@ -25,6 +25,14 @@ from server.scope import Scope
 from server.tokens import ACCESS, decode
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The device, its user and the user's grids (the scope) in one round trip. Built once: building
+# the statement and its loader options cost about as much as running it (~0.6 ms a request).
+_IDENTITY = (
+    select(Device)
+    .options(joinedload(Device.user).joinedload(User.grids))
+    .where(Device.id == bindparam("device_id"))
+)
 
 
 def bearer_token() -> str:
@@ -45,13 +53,8 @@ def authenticate(token: str) -> tuple[User, Device, Scope]:
         return known[1]
     claims = decode(token, ACCESS)
     with read_phase(db.session):
-        # One round trip: the device, its user and the user's grids (the scope).
         device = (
-            db.session.execute(
-                select(Device)
-                .options(joinedload(Device.user).joinedload(User.grids))
-                .where(Device.id == claims["did"])
-            )
+            db.session.execute(_IDENTITY, {"device_id": claims["did"]})
             .unique()
             .scalar_one_or_none()
         )

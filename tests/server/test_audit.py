@@ -35,6 +35,21 @@ def test_entries_link_into_a_chain(app):
     assert _verify(app) == audit.ChainReport(ok=True, checked=3)
 
 
+def test_an_entry_is_part_of_the_callers_transaction(any_app):
+    """Written at once on the session's connection, yet undone with the caller's rollback: the
+    next entry takes its place in the chain."""
+    _append(any_app, 1)
+    with any_app.app_context():
+        audit.record("tester", "thing.update", "thing:gone", {})
+        assert db.session.execute(select(AuditEntry.target).where(AuditEntry.seq == 2)).scalar()
+        db.session.rollback()
+    _append(any_app, 1, actor="after")
+    with any_app.app_context():
+        rows = db.session.execute(select(AuditEntry.seq, AuditEntry.actor)).all()
+    assert sorted(rows) == [(1, "tester"), (2, "after")]
+    assert _verify(any_app) == audit.ChainReport(ok=True, checked=2)
+
+
 def test_empty_chain_is_valid(app):
     assert _verify(app).ok
 

@@ -85,6 +85,31 @@ def test_scope_filters_pull_and_refuses_foreign_pushes(devices):
     assert intruder not in a.snapshots and a.snapshots[mine]["fields"]["findings"] == "grid 1"
 
 
+def test_only_the_last_page_carries_the_checksum_of_the_scope(devices):
+    """The counter and the scope's totals are read together; a page with more behind it sends
+    no checksum, the last one sends the totals of the caller's scope only (not grid 2's)."""
+    a, b, c = devices["a"], devices["b"], devices["c"]
+    b.pull()
+    assert b.last_pull["checksum"] == {"count": 0, "version_sum": 0} and b.cursor == 0
+    for n in range(5):
+        a.create("visit", findings=f"visit {n}")
+    c.create("visit", findings="elsewhere", grid_code=GRID_2)
+    a.push()
+    c.push()
+    pages = []
+    while True:
+        response = b.post("pull", {"cursor": b.cursor, "limit": 2})
+        page = response.get_json()
+        pages.append(page)
+        b.cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    assert [len(p["changes"]) for p in pages] == [2, 2, 1]
+    assert [p["checksum"] for p in pages[:-1]] == [None, None]
+    assert pages[-1]["checksum"] == {"count": 5, "version_sum": 5}
+    assert pages[-1]["cursor"] == 6  # the counter: grid 2's change is past, not sent
+
+
 def test_move_removes_from_old_grid_and_delivers_to_new(devices, client):
     a, c, head = devices["a"], devices["c"], devices["head"]
     rid = a.create("resident", name="王某某")
