@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -169,6 +170,21 @@ def test_fast_path_takes_the_common_operations():
         fast = _decode_plain(Operation, data)
         assert fast is not None, data["kind"]
         assert fast == ref.from_dict(data)
+
+
+@PROPERTY
+@given(damaged())
+def test_attribution_replaces_only_the_author_on_both_decoders(data):
+    """The server attributes an operation to its user at decoding: the same operation and the
+    same errors as decoding it and then setting the author (what was sent is still checked)."""
+    plain = _outcome(ref.from_dict, data)
+    attributed = _outcome(lambda d: Operation.from_dict(d, author="42"), data)
+    careful = _outcome(lambda d: Operation._decode(d, "42"), data)
+    if plain[0] == "ok":
+        expected = ("ok", replace(ref.from_dict(data), author="42"))
+        assert attributed == careful == expected
+    else:
+        assert attributed == careful == plain
 
 
 @pytest.mark.parametrize(
