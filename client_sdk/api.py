@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class Api:
         self.sleep = sleep
         self.gzip_requests = gzip_requests
         self.counters = Counters()
+        #: The transport may carry a request while the caller works on (see :meth:`start`).
+        self.concurrent = bool(getattr(transport, "concurrent", False))
         #: True when the last answer was read by orjson: its numbers are then all finite and
         #: within 64 bits and its text valid Unicode, so orjson writes back the same values.
         self.plain_answer = False
@@ -112,7 +115,47 @@ class Api:
                 self.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
+    def start(self, path: str, body: Any) -> Callable[[], Any]:
+        """Send ``body`` to ``path`` now, on a thread of its own; return a function that waits
+        for the answer and gives what :meth:`call` would have.
+
+        Only for a request that may be sent twice (every sync request may: pushes carry keys,
+        pulls carry cursors): a network error, a timeout, a 5xx or an authentication answer is
+        asked again with :meth:`call`, which retries, refreshes and raises as always; any other
+        answer is given or raised as :meth:`call` gives or raises it. Everything that touches
+        the device's store (the token) happens here and in the returned function, in the
+        caller's thread; the other thread only carries the request (a store is not shared
+        between threads).
+        """
+        request = self._request(path, body, auth=True)
+        outcome: list[Response | BaseException] = []
+
+        def send() -> None:
+            try:
+                outcome.append(self.transport.handle(request))
+            except BaseException as exc:  # handed to the caller's thread, which asks again
+                outcome.append(exc)
+
+        thread = threading.Thread(target=send, name="linli-request", daemon=True)
+        thread.start()
+
+        def answer() -> Any:
+            thread.join()
+            response = outcome[0] if outcome else None
+            if isinstance(response, Response):
+                try:
+                    return self._answer(path, response)
+                except (ServerError, AuthError):
+                    pass  # what call() retries, or refreshes the token for
+            return self.call(path, body)
+
+        return answer
+
     def _once(self, path: str, body: Any, *, auth: bool) -> Any:
+        response = self.transport.handle(self._request(path, body, auth=auth))
+        return self._answer(path, response)
+
+    def _request(self, path: str, body: Any, *, auth: bool) -> Request:
         if isinstance(body, bytes):
             content = body
         else:
@@ -132,7 +175,9 @@ class Api:
             headers["Authorization"] = f"Bearer {tokens['access']}"
         self.counters.requests += 1
         self.counters.bytes_sent += len(content)
-        response = self.transport.handle(Request("POST", path, content, headers))
+        return Request("POST", path, content, headers)
+
+    def _answer(self, path: str, response: Response) -> Any:
         self.counters.bytes_received += response.wire_bytes or len(response.content)
         if 200 <= response.status < 300:
             value, self.plain_answer = _read(response, path)

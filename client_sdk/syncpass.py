@@ -185,13 +185,22 @@ class SyncPass:
         acked_mark = self.store.max_acked()
         pulled = 0
         self.progress("pull", 0, None)
+        limit = max_page if self.page_size is None else min(self.page_size, max_page)
+        ahead: Callable[[], Any] | None = None  # the next page, asked for while one is saved
         while True:
-            limit = max_page if self.page_size is None else min(self.page_size, max_page)
-            request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
-            answer = self.api.call(f"{_API}/pull", request.to_dict())
+            if ahead is None:
+                request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
+                answer = self.api.call(f"{_API}/pull", request.to_dict())
+            else:
+                answer, ahead = ahead(), None
             read = partial(pull_page, plain=self.api.plain_answer)
             page = _decoded(read, answer, "pull answer")
             scope = page.scope.to_dict()
+            if page.has_more and self.api.concurrent:
+                # The next request is what it would be once this page is saved (its cursor and
+                # scope): send it now, so that the server prepares it while this page is saved.
+                following = PullRequest(page.cursor, limit, scope.get("token"))
+                ahead = self.api.start(f"{_API}/pull", following.to_dict())
             if self._changes_anything(page, scope, acked_mark):
                 with self.store.tx() as conn:
                     if page.reset:

@@ -56,7 +56,11 @@ class HTTPTransport:
     """HTTP through httpx, with a finite timeout (seconds) for every phase of a request.
 
     ``http_transport`` replaces httpx's own (e.g. ``httpx.MockTransport`` in a test).
+    ``concurrent``: a request may be carried on another thread while the SDK saves the answer
+    before it (the next pull page is asked for while one is saved).
     """
+
+    concurrent = True
 
     def __init__(
         self,
@@ -100,8 +104,11 @@ class HTTPTransport:
 class AppTransport(HTTPTransport):
     """Calls a WSGI ``app`` in this process (``httpx.WSGITransport``): tests and demos.
 
-    Request bodies reach the app exactly as sent, gzip included: the server decodes them.
+    Request bodies reach the app exactly as sent, gzip included: the server decodes them. One
+    request at a time, in the caller's thread, so that an in-process run stays reproducible.
     """
+
+    concurrent = False
 
     def __init__(self, app: Any, *, base_url: str = "http://linli.local") -> None:
         super().__init__(base_url, http_transport=httpx.WSGITransport(app=app))

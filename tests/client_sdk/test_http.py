@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from click.testing import CliRunner
 
-from client_sdk import Client
+from client_sdk import Client, HTTPTransport, NetworkError, Response
 from client_sdk.cli import field
+from client_sdk.transport import Request
 
 from .conftest import GRID_1
 
@@ -54,3 +58,65 @@ def test_the_field_cli(live_server, make_user, tmp_path):
     assert run("conflicts") == "" and run("returned") == ""
     for command in field.commands.values():
         assert command.help, command.name
+
+
+class _Flaky:
+    """An HTTP transport that fails chosen pull requests (by their order) once each."""
+
+    concurrent = True
+
+    def __init__(self, base_url: str, fail: dict[int, str]) -> None:
+        self.inner = HTTPTransport(base_url, timeout=10)
+        self.fail, self.pulls, self.threads = fail, 0, set()
+
+    def handle(self, request: Request) -> Response:
+        self.threads.add(threading.current_thread().name)
+        if request.path.endswith("/pull"):
+            self.pulls += 1
+            how = self.fail.pop(self.pulls, None)
+            if how == "network":
+                raise NetworkError("connection reset (test)")
+            if how == "5xx":
+                return Response(503, b'{"code":"busy","message":"busy"}', {})
+            if how == "expired":
+                body = b'{"code":"token_expired","message":"expired"}'
+                return Response(401, body, {})
+        return self.inner.handle(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _filled(live_server, make_user, tmp_path, n=23):
+    worker = make_user(grids=[GRID_1])
+    with Client(base_url=live_server, db_path=tmp_path / "source.sqlite3", timeout=10) as a:
+        a.login(worker.username, worker.password)
+        for i in range(n):
+            a.record_visit(grid_code=GRID_1, findings=f"第{i}户 走访")
+        assert a.sync().pushed == n
+    return worker
+
+
+@pytest.mark.parametrize("fail", [{}, {2: "network"}, {3: "5xx"}, {2: "expired"}, {6: "network"}])
+def test_the_next_page_is_asked_for_while_one_is_saved(live_server, make_user, tmp_path, fail):
+    """Over HTTP the next pull page travels while the device saves the one before; a request
+    that fails on the way is asked again the careful way. Either way the device ends with the
+    same records, cursor and checksum as a device that pulls one page after another."""
+    worker = _filled(live_server, make_user, tmp_path)
+    flaky = _Flaky(live_server, dict(fail))
+    one_by_one = HTTPTransport(live_server, timeout=10)
+    one_by_one.concurrent = False
+    with (
+        Client(db_path=tmp_path / "ahead.sqlite3", transport=flaky, page_size=4) as ahead,
+        Client(db_path=tmp_path / "one.sqlite3", transport=one_by_one, page_size=4) as one,
+    ):
+        for device in (ahead, one):
+            device.login(worker.username, worker.password)
+        report, expected = ahead.sync(), one.sync()
+        assert report.pulled == expected.pulled == 23 and report.checksum_ok
+        assert sorted(v["id"] for v in ahead.visits()) == sorted(v["id"] for v in one.visits())
+        assert ahead.store.get("cursor") == one.store.get("cursor")
+        assert "linli-request" in flaky.threads  # pages 2-6 were asked for ahead
+        assert flaky.fail == {}  # the planned failure happened
+        assert flaky.pulls == 6 + len(fail)  # six pages of 4; a failed request asked again
+        assert report.requests == expected.requests + len(fail)
