@@ -439,13 +439,15 @@ class Store:
         return [_op(r[0]) for r in self.db.execute(sql).fetchall()]
 
     @_storage
-    def outgoing(self, limit: int) -> list[Outgoing]:
-        """The next ``limit`` operations to push, in sequence order, as stored (not decoded)."""
+    def outgoing(self, limit: int, *, after: int = 0) -> list[Outgoing]:
+        """The next ``limit`` operations to push (with a sequence number above ``after``), in
+        sequence order, as stored (not decoded)."""
         sql = (
             "SELECT seq, record_id, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
-            "ORDER BY seq LIMIT ?"
+            "AND seq > ? ORDER BY seq LIMIT ?"
         )
-        return [Outgoing.from_row(*row) for row in self.db.execute(sql, [limit]).fetchall()]
+        rows = self.db.execute(sql, [after, limit]).fetchall()
+        return [Outgoing.from_row(*row) for row in rows]
 
     @_storage
     def count(self, table: str, where: str = "1", params: Iterable[Any] = ()) -> int:

@@ -85,6 +85,15 @@ def _wall(hlc: str) -> int:
         return 0
 
 
+def _sent_again(result: Any) -> bool:
+    """True for an operation refused for a reason that passes (a clock ahead): it is re-stamped
+    and sent again, never acknowledged or given up."""
+    refused = result.status is Outcome.REJECTED or (
+        result.status is Outcome.DUPLICATE and result.original is Outcome.REJECTED
+    )
+    return refused and result.reason in TRANSIENT_REASONS
+
+
 def _decoded(decode: Callable[[Any], Any], answer: Any, what: str) -> Any:
     try:
         return decode(answer)
@@ -160,16 +169,33 @@ class SyncPass:
         return hello
 
     def push(self, max_batch: int) -> None:
-        """Send the outbox in batches; apply each batch's results in one transaction."""
+        """Send the outbox in batches; apply each batch's results in one transaction.
+
+        Over a transport that allows it, the next batch is sent as soon as this batch's answer
+        shows that none of its operations must be sent again, and travels while the answer is
+        saved. The server still receives the batches one after the other, in order.
+        """
         total = self.store.count("outbox", "state = 'pending'")
         done, restamp_rounds = 0, 0
         self.progress("push", 0, total)
-        while batch := self.store.outgoing(limit=max(1, min(max_batch, 500))):
-            # The body of PushRequest(device_id, ops).to_dict(), from the ops' stored texts.
-            answer = self.api.call(f"{_API}/push", push_body(self.device_id, batch))
+        size = max(1, min(max_batch, 500))
+        batch = self.store.outgoing(limit=size)
+        ahead: Callable[[], Any] | None = None  # the answer to ``batch``, already sent
+        while batch:
+            if ahead is None:
+                # The body of PushRequest(device_id, ops).to_dict(), from the ops' stored texts.
+                answer = self.api.call(f"{_API}/push", push_body(self.device_id, batch))
+            else:
+                answer, ahead = ahead(), None
             results = _decoded(push_results, answer, "push answer")
             if len(results) != len(batch):
                 raise ProtocolError(f"{len(batch)} operations pushed, {len(results)} answered")
+            following: list[Outgoing] = []
+            if self.api.concurrent and not any(map(_sent_again, results)):
+                following = self.store.outgoing(limit=size, after=batch[-1].seq)
+                if following:
+                    body = push_body(self.device_id, following)
+                    ahead = self.api.start(f"{_API}/push", body)
             again = self._apply_results(batch, results)
             done += len(batch) - len(again)
             self.progress("push", done, total)
@@ -178,6 +204,7 @@ class SyncPass:
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
                 self.restamp([entry.operation() for entry in again])
+            batch = following if ahead is not None else self.store.outgoing(limit=size)
 
     def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:
         """Pull pages until ``has_more`` is false; return the last page's checksum."""
@@ -263,12 +290,12 @@ class SyncPass:
             for op, result in zip(batch, results, strict=True):
                 if result.key is not None and result.key != op.key:
                     raise ProtocolError(f"result for {result.key} where {op.key} was expected")
+                if _sent_again(result):
+                    again.append(op)
+                    continue
                 status = result.status
                 if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:
                     status = Outcome.REJECTED
-                if status is Outcome.REJECTED and result.reason in TRANSIENT_REASONS:
-                    again.append(op)
-                    continue
                 r.pushed += 1
                 if status is Outcome.REJECTED:
                     r.rejected += 1

@@ -1,0 +1,109 @@
+"""Over HTTP a device sends its next push batch while it saves the answer to the one before.
+
+The server is told to take batches of 5, so 23 operations are five batches. Whatever happens to
+a batch on the way — lost before the server, answered but the answer lost, a 5xx, an expired
+token, a clock refused — every operation ends on the server exactly once and acknowledged on
+the device, as when batches go one after the other.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from client_sdk import Client, HTTPTransport, NetworkError, Response
+from client_sdk.transport import Request
+from server.extensions import db
+from server.models import Record
+
+from .conftest import GRID_1
+
+
+@pytest.fixture
+def app_config():
+    return {"SYNC_MAX_BATCH": 5}
+
+
+class _Flaky:
+    """Fails chosen push requests (by their order) once each."""
+
+    concurrent = True
+
+    def __init__(self, base_url: str, fail: dict[int, str]) -> None:
+        self.inner = HTTPTransport(base_url, timeout=10)
+        self.fail, self.pushes, self.threads = fail, 0, set()
+
+    def handle(self, request: Request) -> Response:
+        self.threads.add(threading.current_thread().name)
+        if request.path.endswith("/push"):
+            self.pushes += 1
+            how = self.fail.pop(self.pushes, None)
+            if how == "lost":
+                raise NetworkError("connection reset before the server (test)")
+            if how == "answer_lost":
+                self.inner.handle(request)  # applied and committed; the answer never arrives
+                raise NetworkError("connection reset after the server (test)")
+            if how == "5xx":
+                return Response(503, b'{"code":"busy","message":"busy"}', {})
+            if how == "expired":
+                return Response(401, b'{"code":"token_expired","message":"expired"}', {})
+        return self.inner.handle(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize(
+    "fail", [{}, {2: "lost"}, {3: "answer_lost"}, {2: "5xx"}, {4: "expired"}, {5: "lost"}]
+)
+def test_batches_travel_ahead_and_every_operation_lands_once(
+    app, live_server, make_user, tmp_path, fail
+):
+    worker = make_user(grids=[GRID_1])
+    flaky = _Flaky(live_server, dict(fail))
+    with Client(db_path=tmp_path / "d.sqlite3", transport=flaky) as device:
+        device.login(worker.username, worker.password)
+        for i in range(23):
+            device.record_visit(grid_code=GRID_1, findings=f"第{i}户 走访")
+        report = device.sync()
+        assert report.pushed == 23 and report.rejected == 0
+        assert report.applied + report.duplicates == 23
+        assert report.duplicates == (5 if "answer_lost" in fail.values() else 0)
+        assert device.store.count("outbox", "state = 'pending'") == 0
+        assert flaky.fail == {} and flaky.pushes == 5 + len(fail)
+        assert "linli-request" in flaky.threads  # batches 2-5 were sent ahead
+        assert report.pulled == 23 and report.checksum_ok
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Record)) == 23
+
+
+def test_operations_refused_for_the_clock_are_sent_again_before_the_look_ahead_resumes(
+    app, live_server, make_user, tmp_path
+):
+    """Batch 2 creates five visits on a clock a year ahead and batch 3 edits them after the
+    clock was set right (their stamps still follow the hybrid clock, a year ahead): both are
+    refused as clock_ahead, re-stamped and sent again, and no batch goes ahead of such an
+    answer. Every operation lands, the edits on their records."""
+    worker = make_user(grids=[GRID_1])
+    transport = HTTPTransport(live_server, timeout=10)
+    year = 365 * 24 * 3600 * 1000
+    with Client(db_path=tmp_path / "d.sqlite3", transport=transport) as device:
+        device.login(worker.username, worker.password)
+        real = device._now_ms
+        for i in range(5):
+            device.record_visit(grid_code=GRID_1, findings=f"第{i}户")
+        device._now_ms = lambda: real() + year
+        late = [device.record_visit(grid_code=GRID_1, findings=f"第{i}户") for i in range(5)]
+        device._now_ms = real
+        for visit in late:
+            device.update(visit["id"], findings="已复访")
+        report = device.sync()
+        assert report.restamped == 10 and report.rejected == 0
+        assert report.pushed == 15 and report.applied == 15
+        assert device.store.count("outbox", "state = 'pending'") == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Record)) == 10
+        texts = db.session.execute(select(Record.data)).scalars().all()
+        assert sum(t["findings"] == "已复访" for t in texts) == 5
