@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from click.testing import CliRunner
 
-from client_sdk import Client, HTTPTransport, NetworkError, Response
+from client_sdk import Client, HTTPTransport
 from client_sdk.cli import field
-from client_sdk.transport import Request
 
 from .conftest import GRID_1
+from .flaky import Flaky
 
 
 def test_a_journey_over_real_http(live_server, make_user, tmp_path):
@@ -60,33 +58,6 @@ def test_the_field_cli(live_server, make_user, tmp_path):
         assert command.help, command.name
 
 
-class _Flaky:
-    """An HTTP transport that fails chosen pull requests (by their order) once each."""
-
-    concurrent = True
-
-    def __init__(self, base_url: str, fail: dict[int, str]) -> None:
-        self.inner = HTTPTransport(base_url, timeout=10)
-        self.fail, self.pulls, self.threads = fail, 0, set()
-
-    def handle(self, request: Request) -> Response:
-        self.threads.add(threading.current_thread().name)
-        if request.path.endswith("/pull"):
-            self.pulls += 1
-            how = self.fail.pop(self.pulls, None)
-            if how == "network":
-                raise NetworkError("connection reset (test)")
-            if how == "5xx":
-                return Response(503, b'{"code":"busy","message":"busy"}', {})
-            if how == "expired":
-                body = b'{"code":"token_expired","message":"expired"}'
-                return Response(401, body, {})
-        return self.inner.handle(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def _filled(live_server, make_user, tmp_path, n=23):
     worker = make_user(grids=[GRID_1])
     with Client(base_url=live_server, db_path=tmp_path / "source.sqlite3", timeout=10) as a:
@@ -97,13 +68,13 @@ def _filled(live_server, make_user, tmp_path, n=23):
     return worker
 
 
-@pytest.mark.parametrize("fail", [{}, {2: "network"}, {3: "5xx"}, {2: "expired"}, {6: "network"}])
+@pytest.mark.parametrize("fail", [{}, {2: "lost"}, {3: "5xx"}, {2: "expired"}, {6: "lost"}])
 def test_the_next_page_is_asked_for_while_one_is_saved(live_server, make_user, tmp_path, fail):
     """Over HTTP the next pull page travels while the device saves the one before; a request
     that fails on the way is asked again the careful way. Either way the device ends with the
     same records, cursor and checksum as a device that pulls one page after another."""
     worker = _filled(live_server, make_user, tmp_path)
-    flaky = _Flaky(live_server, dict(fail))
+    flaky = Flaky(live_server, "/pull", dict(fail))
     one_by_one = HTTPTransport(live_server, timeout=10)
     one_by_one.concurrent = False
     with (
@@ -118,5 +89,5 @@ def test_the_next_page_is_asked_for_while_one_is_saved(live_server, make_user, t
         assert ahead.store.get("cursor") == one.store.get("cursor")
         assert "linli-request" in flaky.threads  # pages 2-6 were asked for ahead
         assert flaky.fail == {}  # the planned failure happened
-        assert flaky.pulls == 6 + len(fail)  # six pages of 4; a failed request asked again
+        assert flaky.count == 6 + len(fail)  # six pages of 4; a failed request asked again
         assert report.requests == expected.requests + len(fail)

@@ -8,51 +8,20 @@ the device, as when batches go one after the other.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
-from client_sdk import Client, HTTPTransport, NetworkError, Response
-from client_sdk.transport import Request
+from client_sdk import Client, HTTPTransport
 from server.extensions import db
 from server.models import Record
 
 from .conftest import GRID_1
+from .flaky import Flaky
 
 
 @pytest.fixture
 def app_config():
     return {"SYNC_MAX_BATCH": 5}
-
-
-class _Flaky:
-    """Fails chosen push requests (by their order) once each."""
-
-    concurrent = True
-
-    def __init__(self, base_url: str, fail: dict[int, str]) -> None:
-        self.inner = HTTPTransport(base_url, timeout=10)
-        self.fail, self.pushes, self.threads = fail, 0, set()
-
-    def handle(self, request: Request) -> Response:
-        self.threads.add(threading.current_thread().name)
-        if request.path.endswith("/push"):
-            self.pushes += 1
-            how = self.fail.pop(self.pushes, None)
-            if how == "lost":
-                raise NetworkError("connection reset before the server (test)")
-            if how == "answer_lost":
-                self.inner.handle(request)  # applied and committed; the answer never arrives
-                raise NetworkError("connection reset after the server (test)")
-            if how == "5xx":
-                return Response(503, b'{"code":"busy","message":"busy"}', {})
-            if how == "expired":
-                return Response(401, b'{"code":"token_expired","message":"expired"}', {})
-        return self.inner.handle(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.mark.parametrize(
@@ -62,7 +31,7 @@ def test_batches_travel_ahead_and_every_operation_lands_once(
     app, live_server, make_user, tmp_path, fail
 ):
     worker = make_user(grids=[GRID_1])
-    flaky = _Flaky(live_server, dict(fail))
+    flaky = Flaky(live_server, "/push", dict(fail))
     with Client(db_path=tmp_path / "d.sqlite3", transport=flaky) as device:
         device.login(worker.username, worker.password)
         for i in range(23):
@@ -72,7 +41,7 @@ def test_batches_travel_ahead_and_every_operation_lands_once(
         assert report.applied + report.duplicates == 23
         assert report.duplicates == (5 if "answer_lost" in fail.values() else 0)
         assert device.store.count("outbox", "state = 'pending'") == 0
-        assert flaky.fail == {} and flaky.pushes == 5 + len(fail)
+        assert flaky.fail == {} and flaky.count == 5 + len(fail)
         assert "linli-request" in flaky.threads  # batches 2-5 were sent ahead
         assert report.pulled == 23 and report.checksum_ok
     with app.app_context():
