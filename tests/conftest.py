@@ -123,8 +123,11 @@ def pg_app_url(_pg_shared: str) -> str:
 # --- apps -------------------------------------------------------------------------------------
 
 
-def build_app(tmp_path: Any, database_url: str | None = None, **config: Any) -> Flask:
-    """A test app on ``database_url`` (default: a SQLite file in tmp_path), tables created."""
+def build_app(
+    tmp_path: Any, database_url: str | None = None, *, create_tables: bool = True, **config: Any
+) -> Flask:
+    """A test app on ``database_url`` (default: a SQLite file in tmp_path), tables created
+    unless ``create_tables`` is false (a test of the migrations builds them itself)."""
     settings = {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -133,8 +136,9 @@ def build_app(tmp_path: Any, database_url: str | None = None, **config: Any) -> 
         **config,
     }
     app = create_app(settings)
-    with app.app_context():
-        db.create_all()
+    if create_tables:
+        with app.app_context():
+            db.create_all()
     return app
 
 

@@ -9,12 +9,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from server import create_app
 from server.cli import default_workers, main
 from server.extensions import db
 from server.models import Device, User
 from server.passwords import verify_password
-from tests.conftest import COMMUNITY, GRID_1, TEST_SECRET, LinliCliRunner
+from tests.conftest import COMMUNITY, GRID_1, LinliCliRunner, build_app
 
 # Tables whose migration this suite checks; the lead widens it as models are added.
 FOUNDATION_TABLES = {
@@ -51,13 +50,7 @@ def _tables_in(diff) -> set[str]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_db_upgrade_builds_the_models_tables(request, tmp_path, backend):
     url = request.getfixturevalue("pg_url") if backend == "postgres" else None
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": TEST_SECRET,
-            "DATABASE_URL": url or f"sqlite:///{tmp_path / 'migrated.sqlite3'}",
-        }
-    )
+    app = build_app(tmp_path, url, create_tables=False)
     result = LinliCliRunner(app).invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     with app.app_context(), db.engine.connect() as connection:

@@ -16,11 +16,10 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
-from server import create_app
 from server.extensions import db
 from server.models import snapshot_text
 from sync import HybridClock, Operation, OpKind, merge, snapshot
-from tests.conftest import GRID_1, TEST_SECRET
+from tests.conftest import GRID_1, build_app
 
 MIGRATIONS = str(Path(__file__).parents[2] / "server" / "migrations")
 
@@ -65,13 +64,7 @@ def _old_rows(n: int) -> list[dict]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_record_snapshots_survive_0002_up_and_down(request, tmp_path, backend):
     url = request.getfixturevalue("pg_url") if backend == "postgres" else None
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": TEST_SECRET,
-            "DATABASE_URL": url or f"sqlite:///{tmp_path / 'migrated.sqlite3'}",
-        }
-    )
+    app = build_app(tmp_path, url, create_tables=False)
     rows = _old_rows(2005)  # more than one chunk of the conversion
     columns = ", ".join(rows[0])
     marks = ", ".join(f":{k}" for k in rows[0])
