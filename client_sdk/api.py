@@ -77,6 +77,8 @@ class Api:
         #: True when the last answer was read by orjson: its numbers are then all finite and
         #: within 64 bits and its text valid Unicode, so orjson writes back the same values.
         self.plain_answer = False
+        #: Sent with every request (the sync pass puts the negotiated versions here).
+        self.headers: dict[str, str] = {}
 
     def call(self, path: str, body: Any, *, auth: bool = True, retry: bool = True) -> Any:
         """POST ``body`` as JSON to ``path``; return the decoded answer.
@@ -164,6 +166,7 @@ class Api:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "Accept-Encoding": "gzip",
+            **self.headers,
         }
         if self.gzip_requests and len(content) >= GZIP_MIN_BYTES:
             content = gzip.compress(content, compresslevel=6)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sync import OpKind, wall_clock_ms
+from sync import HandshakeResponse, OpKind, wall_clock_ms
 
 from . import auth
 from .api import Api
@@ -44,6 +44,9 @@ class _Offline:
         pass
 
 
+DEFAULT_HANDSHAKE_INTERVAL_S = 300.0
+
+
 class Client(Records):
     """An offline-first Linli device: local store, sign-in, field records, and the sync pass.
 
@@ -65,7 +68,11 @@ class Client(Records):
     records per pull page (default: the largest page the server announces). ``encryption_key`` (a
     passphrase, or 32 raw bytes from the platform keystore) encrypts the local database with
     SQLCipher (the ``encrypt`` extra); a wrong or missing key raises
-    :class:`~client_sdk.errors.WrongKey`. Errors are
+    :class:`~client_sdk.errors.WrongKey`. ``handshake_interval_s`` is how long a handshake answer
+    is reused by later syncs of this client (default 5 minutes; 0: shake hands on every sync).
+    The first sync after opening or signing in always shakes hands, and so does a sync after a
+    failed one; a sync that reused an answer shakes hands again when the server refuses its
+    operations' clock, its protocol or schema (426) or its batch size. Errors are
     :class:`~client_sdk.errors.ClientError` subclasses; nothing lower-level escapes.
     """
 
@@ -85,6 +92,7 @@ class Client(Records):
         today: Callable[[], date] = date.today,
         page_size: int | None = None,
         encryption_key: str | bytes | None = None,
+        handshake_interval_s: float = DEFAULT_HANDSHAKE_INTERVAL_S,
     ) -> None:
         self.store = Store(os.fspath(db_path), key=encryption_key)
         try:
@@ -96,6 +104,8 @@ class Client(Records):
         self._now_ms = clock
         self._today = today
         self._page_size = page_size
+        self._handshake_interval_s = handshake_interval_s
+        self._hello: tuple[float, HandshakeResponse] | None = None  # (when, answer)
         if transport is None:
             transport = HTTPTransport(base_url, timeout=timeout) if base_url else _Offline()
         self.transport = transport
@@ -129,6 +139,7 @@ class Client(Records):
 
     def login(self, username: str, password: str) -> dict[str, Any]:
         """Sign in online: registers this device, stores tokens and an offline verifier."""
+        self._hello = None
         return auth.login(
             self.api,
             self.store,
@@ -172,14 +183,24 @@ class Client(Records):
         """Push the outbox and pull what changed in scope. Safe to interrupt and run again."""
         if self.store.in_tx:
             raise ClientError("finish the batch() before syncing", code="sync_in_batch")
-        return SyncPass(
+        kept, self._hello = self._hello, None  # after a failed pass: a handshake first
+        if kept and time.monotonic() - kept[0] >= self._handshake_interval_s:
+            kept = None
+        sync_pass = SyncPass(
             self.api,
             self.store,
             device_id=self.device_id,
             now_ms=self._now_ms,
             progress=progress,
             page_size=self._page_size,
-        ).run()
+            hello=kept[1] if kept else None,
+        )
+        report = sync_pass.run()
+        if sync_pass.shook_at is not None:
+            self._hello = (sync_pass.shook_at, sync_pass.hello)
+        else:
+            self._hello = kept
+        return report
 
     def pending_count(self) -> int:
         """Local changes not yet acknowledged by the server."""

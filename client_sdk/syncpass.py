@@ -1,5 +1,10 @@
 """The sync pass: handshake → push → pull → verify, one orchestrator that reads top to bottom.
 
+The handshake may be skipped when the client holds a recent answer (see ``Client``): every push
+and pull says which protocol and schema it was made for, so a server that no longer speaks them
+refuses it (426) before applying anything, and the pass then shakes hands and goes on. A pass
+that reused an answer also shakes hands when the server refuses an operation's clock.
+
 Each phase is a method. Every network answer is applied in one local transaction (a push batch's
 results; a pull page's removals, snapshots and cursor), so an interrupted pass resumes where it
 stopped: unacknowledged operations stay in the outbox (their keys make a resend harmless) and the
@@ -29,10 +34,10 @@ from sync import (
     PullResponse,
     SyncError,
 )
-from sync.wire import SUPPORTED_PROTOCOLS
+from sync.wire import SCHEMA_VERSION, SUPPORTED_PROTOCOLS
 
 from .api import Api
-from .errors import ProtocolError, SyncInProgress
+from .errors import ProtocolError, RequestRejected, SyncInProgress
 from .inbox import pull_page
 from .outbox import Outgoing, push_body, push_results
 from .store import Store
@@ -113,12 +118,15 @@ class SyncPass:
         now_ms: Callable[[], int],
         progress: Progress | None = None,
         page_size: int | None = None,
+        hello: HandshakeResponse | None = None,
     ) -> None:
         self.api, self.store, self.device_id = api, store, device_id
         self.now_ms = now_ms
         self.progress = progress or (lambda phase, done, total: None)
         self.page_size = page_size
         self.report = SyncReport()
+        self.hello = hello  # a recent handshake answer to reuse, if any
+        self.shook_at: float | None = None  # time.monotonic() of this pass's own handshake
 
     def run(self) -> SyncReport:
         started = time.perf_counter()
@@ -128,10 +136,19 @@ class SyncPass:
             self.api.counters.bytes_received,
         )
         with sync_lock(self.store.path):
-            hello = self.handshake()
-            self.push(hello.max_batch)
-            checksum = self.pull(hello.max_page, generation=self.store.get("generation", 0))
-            self.verify(checksum, hello.max_page)
+            if self.hello is None:
+                self.handshake()
+            else:
+                self._speak(self.hello)
+            try:
+                self.exchange()
+            except (ProtocolError, RequestRejected):
+                if self.shook_at is not None:
+                    raise
+                # The reused answer is out of date (a server rolled back or reconfigured):
+                # nothing of the refused request was applied; shake hands and go on.
+                self.handshake()
+                self.exchange()
         c = self.api.counters
         self.report.requests = c.requests - before[0]
         self.report.bytes_sent = c.bytes_sent - before[1]
@@ -139,6 +156,20 @@ class SyncPass:
         self.report.duration = time.perf_counter() - started
         self.progress("done", 1, 1)
         return self.report
+
+    def exchange(self) -> None:
+        """Push, pull and verify with the limits of the current handshake answer."""
+        assert self.hello is not None
+        self.push(self.hello.max_batch)
+        checksum = self.pull(self.hello.max_page, generation=self.store.get("generation", 0))
+        self.verify(checksum, self.hello.max_page)
+
+    def _speak(self, hello: HandshakeResponse) -> None:
+        """Send the negotiated versions with every push and pull from now on."""
+        self.api.headers = {
+            "Linli-Protocol": str(hello.protocol_version),
+            "Linli-Schema": str(SCHEMA_VERSION),
+        }
 
     # --- phases ------------------------------------------------------------------------------
 
@@ -166,6 +197,8 @@ class SyncPass:
                 reset=last is not None and _wall(last) > limit,
             )
         self.progress("handshake", 1, 1)
+        self.hello, self.shook_at = hello, time.monotonic()
+        self._speak(hello)
         return hello
 
     def push(self, max_batch: int) -> None:
@@ -203,7 +236,10 @@ class SyncPass:
                 restamp_rounds += 1
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
-                self.restamp([entry.operation() for entry in again])
+                if self.shook_at is None:  # the reused answer's clock is stale: ask again
+                    self.handshake()  # (which re-stamps the refused operations)
+                else:
+                    self.restamp([entry.operation() for entry in again])
             batch = following if ahead is not None else self.store.outgoing(limit=size)
 
     def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:

@@ -50,6 +50,39 @@ class UpgradeRequired(APIError):
     status, default_code = 426, "protocol_unsupported"
 
 
+PROTOCOL_HEADER, SCHEMA_HEADER = "Linli-Protocol", "Linli-Schema"
+
+
+@blp.before_request
+def _check_versions() -> None:
+    """A push or pull may say which protocol and record schema it was made for (headers
+    ``Linli-Protocol`` and ``Linli-Schema``, as negotiated in a handshake): one this server does
+    not speak is answered 426, as the handshake would answer, and nothing is applied. A client
+    can therefore reuse a recent handshake without its operations ever reaching a server rolled
+    back to an older schema. A request without the headers is taken as before."""
+    if request.endpoint not in ("sync.push", "sync.pull"):
+        return
+    protocol, schema = request.headers.get(PROTOCOL_HEADER), request.headers.get(SCHEMA_HEADER)
+    if protocol is not None:
+        version = _header_int(PROTOCOL_HEADER, protocol)
+        try:
+            negotiate([version])
+        except ProtocolVersionError as exc:
+            raise UpgradeRequired(exc.message, details=exc.context) from None
+    if schema is not None and _header_int(SCHEMA_HEADER, schema) > SCHEMA_VERSION:
+        raise UpgradeRequired(
+            "The device's record schema is newer than the server's.",
+            details={"server": SCHEMA_VERSION},
+        )
+
+
+def _header_int(name: str, value: str) -> int:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 6):
+        raise BadRequest(f"{name}: a version number is required.", code="bad_header")
+    return int(value)
+
+
 @blp.before_request
 def _inflate_gzip_body() -> None:
     """Decompress a gzip body of an authenticated device, refusing one that inflates beyond

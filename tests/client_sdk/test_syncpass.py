@@ -241,3 +241,160 @@ def test_acks_in_one_batch_keep_what_a_pull_has_not_brought_back(make_user, make
     assert device.store.count("acked") == 0  # the pull brought every one back
     assert [h["fields"]["address"] for h in device.households()] == ["new"] * 3
     assert [n["text"] for n in device.get(homes[0]["id"])["collections"]["notes"]] == ["复访"]
+
+
+class _Paths:
+    """A transport that remembers the last part of every request's path (and its headers)."""
+
+    def __init__(self, inner):
+        self.inner, self.paths, self.headers = inner, [], []
+
+    def handle(self, request):
+        self.paths.append(request.path.rsplit("/", 1)[-1])
+        self.headers.append(dict(request.headers))
+        return self.inner.handle(request)
+
+    def close(self):
+        self.inner.close()
+
+
+def _watched(make_device, user, **options):
+    made: list[_Paths] = []
+
+    def wrap(inner):
+        made.append(_Paths(inner))
+        return made[0]
+
+    device = make_device(user, transport=wrap, **options)
+    made[0].paths.clear()  # the sign-in
+    return device, made[0]
+
+
+def test_a_recent_handshake_is_reused_and_renewed(make_user, make_device, monkeypatch):
+    import time
+
+    device, wire = _watched(make_device, make_user(grids=[GRID_1]))
+    device.sync()
+    assert wire.paths == ["handshake", "pull"]
+    assert wire.headers[-1]["Linli-Protocol"] == "1" and wire.headers[-1]["Linli-Schema"] == "1"
+    wire.paths.clear()
+    report = device.sync()  # nothing to do: one request
+    assert wire.paths == ["pull"] and report.requests == 1
+    device.record_visit(grid_code=GRID_1, findings="a")
+    wire.paths.clear()
+    assert device.sync().applied == 1 and wire.paths == ["push", "pull"]
+    # Five minutes later the answer is stale: the next pass shakes hands again.
+    later = time.monotonic() + 301
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    wire.paths.clear()
+    device.sync()
+    assert wire.paths == ["handshake", "pull"]
+
+
+def test_every_pass_shakes_hands_when_asked_and_after_a_sign_in_or_a_failure(
+    make_user, make_device
+):
+    worker = make_user(grids=[GRID_1])
+    device, wire = _watched(make_device, worker, handshake_interval_s=0)
+    device.sync()
+    wire.paths.clear()
+    device.sync()
+    assert wire.paths == ["handshake", "pull"]
+
+    other = make_user(grids=[GRID_1])
+    device, wire = _watched(make_device, other)
+    device.sync()
+    device.login(other.username, other.password)  # signed in again (e.g. the next morning)
+    wire.paths.clear()
+    device.sync()
+    assert wire.paths == ["handshake", "pull"]
+    network, wire.inner = wire.inner, _Unreachable()
+    with pytest.raises(NetworkError):
+        device.sync()
+    wire.inner = network
+    wire.paths.clear()
+    device.sync()
+    assert wire.paths == ["handshake", "pull"]
+
+
+class _Unreachable:
+    def handle(self, request):
+        raise NetworkError("no signal")
+
+    def close(self):
+        pass
+
+
+def test_a_clock_jump_after_a_reused_handshake_is_corrected_by_a_new_one(make_user, make_device):
+    import time
+
+    device, wire = _watched(make_device, make_user(grids=[GRID_1]))
+    device.sync()
+    # Between two syncs the tablet's clock jumps a year ahead; the last handshake is recent,
+    # so the pass reuses it, the server refuses the stamps, and the pass asks again.
+    device._now_ms = lambda: int(time.time() * 1000) + YEAR_MS
+    device.record_visit(grid_code=GRID_1, findings="a")
+    key = device.store.pending()[0].key
+    wire.paths.clear()
+    report = device.sync()
+    assert wire.paths == ["push", "handshake", "push", "pull"]
+    assert report.applied == 1 and report.rejected == 0 and report.restamped == 1
+    assert device.pending_count() == 0 and key.endswith(":1")
+    device.record_visit(grid_code=GRID_1, findings="b")  # stamped with the corrected clock
+    assert HLC.parse(device.store.pending()[0].hlc).wall < int(time.time() * 1000) + 60_000
+
+
+def test_a_server_rolled_back_refuses_a_reused_handshake_and_nothing_is_lost(
+    make_user, make_device, monkeypatch
+):
+    """Between two syncs the server is replaced by one with an older record schema: the push
+    made under the reused answer is refused whole (426), the pass shakes hands, is refused
+    again, and every operation stays in the outbox, none rejected."""
+    import server.api.sync as sync_api
+
+    device, wire = _watched(make_device, make_user(grids=[GRID_1]))
+    device.sync()
+    device.record_visit(grid_code=GRID_1, findings="a")
+    device.record_visit(grid_code=GRID_1, findings="b")
+    monkeypatch.setattr(sync_api, "SCHEMA_VERSION", 0)
+    wire.paths.clear()
+    with pytest.raises(ProtocolError) as err:
+        device.sync()
+    assert err.value.code == "protocol_unsupported"
+    assert wire.paths == ["push", "handshake"]
+    assert device.pending_count() == 2 and device.rejected() == []
+    monkeypatch.setattr(sync_api, "SCHEMA_VERSION", 1)  # the server is brought up to date
+    wire.paths.clear()
+    report = device.sync()
+    assert wire.paths == ["handshake", "push", "pull"] and report.applied == 2
+
+
+def test_a_reused_answer_refused_once_is_renewed_and_the_pass_goes_on(make_user, make_device):
+    class UpgradedOnce:
+        """Refuses the first push as a server that has just changed its protocol would."""
+
+        def __init__(self, inner):
+            self.inner, self.refused, self.paths = inner, False, []
+
+        def handle(self, request):
+            self.paths.append(request.path.rsplit("/", 1)[-1])
+            if request.path.endswith("/push") and not self.refused:
+                self.refused = True
+                body = {"code": "protocol_unsupported", "message": "shake hands", "details": {}}
+                return Response(426, json.dumps(body).encode())
+            return self.inner.handle(request)
+
+        def close(self):
+            self.inner.close()
+
+    made = []
+    device = make_device(
+        make_user(grids=[GRID_1]),
+        transport=lambda inner: made.append(UpgradedOnce(inner)) or made[0],
+    )
+    device.sync()
+    device.record_visit(grid_code=GRID_1, findings="a")
+    made[0].paths.clear()
+    report = device.sync()
+    assert made[0].paths == ["push", "handshake", "push", "pull"]
+    assert report.applied == 1 and device.pending_count() == 0

@@ -401,3 +401,33 @@ def test_an_unpaired_surrogate_in_a_name_or_reason_rejects_only_its_operation(de
     a.outbox = []
     a.pull()
     assert {first, last} <= set(a.snapshots)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 200, None),  # a client that says nothing is taken as before
+        ({"Linli-Protocol": "1", "Linli-Schema": "1"}, 200, None),
+        ({"Linli-Protocol": "1", "Linli-Schema": "0"}, 200, None),  # an older app
+        ({"Linli-Protocol": "2"}, 426, "protocol_unsupported"),
+        ({"Linli-Schema": "2"}, 426, "protocol_unsupported"),  # made for a newer schema
+        ({"Linli-Protocol": "one"}, 400, "bad_header"),
+        ({"Linli-Schema": "-1"}, 400, "bad_header"),
+        ({"Linli-Schema": "9" * 40}, 400, "bad_header"),
+    ],
+)
+def test_push_and_pull_carry_versions_and_a_refused_push_applies_nothing(
+    devices, client, headers, status, code
+):
+    a, b = devices["a"], devices["b"]
+    rid = a.create("visit", findings="版本")
+    body = {"device_id": a.device_id, "operations": [o.to_dict() for o in a.outbox]}
+    pushed = client.post("/api/v1/sync/push", json=body, headers={**a.login.headers, **headers})
+    pulled = client.post(
+        "/api/v1/sync/pull", json={"cursor": 0}, headers={**a.login.headers, **headers}
+    )
+    assert (pushed.status_code, pulled.status_code) == (status, status), pushed.get_json()
+    if code:
+        assert pushed.get_json()["code"] == pulled.get_json()["code"] == code
+    b.pull()
+    assert (rid in b.snapshots) is (status == 200)  # refused: nothing of it was applied
