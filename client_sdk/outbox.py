@@ -62,12 +62,16 @@ def _device_id(wire: bytes) -> Any:
     return data.get("device_id") if isinstance(data, dict) else None
 
 
-def push_body(device_id: str, batch: Sequence[Outgoing]) -> bytes:
+def push_body(
+    device_id: str, batch: Sequence[Outgoing], pull: dict[str, Any] | None = None
+) -> bytes:
     """The JSON body of ``PushRequest(device_id, ops).to_dict()`` for the batch's operations,
-    built from their stored texts: the bytes ``json.dumps`` gives (compact, UTF-8)."""
+    built from their stored texts: the bytes ``json.dumps`` gives (compact, UTF-8); with
+    ``pull`` (protocol 2) the pull request to answer after the push."""
     head = json.dumps(device_id, ensure_ascii=False).encode()
     ops = b",".join([entry.wire for entry in batch])
-    return b'{"device_id":' + head + b',"operations":[' + ops + b"]}"
+    tail = b"" if pull is None else b',"pull":' + json.dumps(pull, separators=(",", ":")).encode()
+    return b'{"device_id":' + head + b',"operations":[' + ops + b"]" + tail + b"}"
 
 
 def push_results(answer: Any) -> list[OpResult]:

@@ -160,8 +160,9 @@ class SyncPass:
     def exchange(self) -> None:
         """Push, pull and verify with the limits of the current handshake answer."""
         assert self.hello is not None
-        self.push(self.hello.max_batch)
-        checksum = self.pull(self.hello.max_page, generation=self.store.get("generation", 0))
+        first = self.push(self.hello.max_batch)
+        generation = self.store.get("generation", 0)
+        checksum = self.pull(self.hello.max_page, generation=generation, first=first)
         self.verify(checksum, self.hello.max_page)
 
     def _speak(self, hello: HandshakeResponse) -> None:
@@ -201,12 +202,16 @@ class SyncPass:
         self._speak(hello)
         return hello
 
-    def push(self, max_batch: int) -> None:
+    def push(self, max_batch: int) -> tuple[Any, bool] | None:
         """Send the outbox in batches; apply each batch's results in one transaction.
 
         Over a transport that allows it, the next batch is sent as soon as this batch's answer
         shows that none of its operations must be sent again, and travels while the answer is
         saved. The server still receives the batches one after the other, in order.
+
+        Under protocol 2 the last batch also asks for the first pull page, which the server
+        reads after committing the push: returned with whether orjson read it, for
+        :meth:`pull` (None when the last batch sent did not ask for one).
         """
         total = self.store.count("outbox", "state = 'pending'")
         done, restamp_rounds = 0, 0
@@ -214,20 +219,22 @@ class SyncPass:
         size = max(1, min(max_batch, 500))
         batch = self.store.outgoing(limit=size)
         ahead: Callable[[], Any] | None = None  # the answer to ``batch``, already sent
+        first: tuple[Any, bool] | None = None
         while batch:
             if ahead is None:
-                # The body of PushRequest(device_id, ops).to_dict(), from the ops' stored texts.
-                answer = self.api.call(f"{_API}/push", push_body(self.device_id, batch))
+                answer = self.api.call(f"{_API}/push", self._push_body(batch, size))
             else:
                 answer, ahead = ahead(), None
             results = _decoded(push_results, answer, "push answer")
             if len(results) != len(batch):
                 raise ProtocolError(f"{len(batch)} operations pushed, {len(results)} answered")
+            page = answer.get("pull") if isinstance(answer, dict) else None
+            first = None if page is None else (page, self.api.plain_answer)
             following: list[Outgoing] = []
             if self.api.concurrent and not any(map(_sent_again, results)):
                 following = self.store.outgoing(limit=size, after=batch[-1].seq)
                 if following:
-                    body = push_body(self.device_id, following)
+                    body = self._push_body(following, size)
                     ahead = self.api.start(f"{_API}/push", body)
             again = self._apply_results(batch, results)
             done += len(batch) - len(again)
@@ -241,9 +248,35 @@ class SyncPass:
                 else:
                     self.restamp([entry.operation() for entry in again])
             batch = following if ahead is not None else self.store.outgoing(limit=size)
+        return first
 
-    def pull(self, max_page: int, *, generation: int, cursor: int | None = None) -> Any:
-        """Pull pages until ``has_more`` is false; return the last page's checksum."""
+    def _push_body(self, batch: list[Outgoing], size: int) -> bytes:
+        """A batch's body; under protocol 2 the last batch of the outbox also asks for the
+        first pull page (one request less: an everyday sync is a single request)."""
+        last = len(batch) < size or not self.store.outgoing(limit=1, after=batch[-1].seq)
+        if not last or self.hello is None or self.hello.protocol_version < 2:
+            return push_body(self.device_id, batch)
+        return push_body(self.device_id, batch, self._pull_request(self.store.get("cursor", 0)))
+
+    def _pull_request(self, cursor: int) -> dict[str, Any]:
+        assert self.hello is not None
+        max_page = self.hello.max_page
+        limit = max_page if self.page_size is None else min(self.page_size, max_page)
+        return PullRequest(cursor, limit, self.store.get("scope", {}).get("token")).to_dict()
+
+    def pull(
+        self,
+        max_page: int,
+        *,
+        generation: int,
+        cursor: int | None = None,
+        first: tuple[Any, bool] | None = None,
+    ) -> Any:
+        """Pull pages until ``has_more`` is false; return the last page's checksum.
+
+        ``first``: the first page already received with the last push (and whether orjson
+        read it), asked for at the stored cursor.
+        """
         cursor = self.store.get("cursor", 0) if cursor is None else cursor
         acked_mark = self.store.max_acked()
         pulled = 0
@@ -251,12 +284,15 @@ class SyncPass:
         limit = max_page if self.page_size is None else min(self.page_size, max_page)
         ahead: Callable[[], Any] | None = None  # the next page, asked for while one is saved
         while True:
-            if ahead is None:
+            plain = None
+            if first is not None:
+                (answer, plain), first = first, None
+            elif ahead is None:
                 request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
                 answer = self.api.call(f"{_API}/pull", request.to_dict())
             else:
                 answer, ahead = ahead(), None
-            read = partial(pull_page, plain=self.api.plain_answer)
+            read = partial(pull_page, plain=self.api.plain_answer if plain is None else plain)
             page = _decoded(read, answer, "pull answer")
             scope = page.scope.to_dict()
             if page.has_more and self.api.concurrent:

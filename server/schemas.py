@@ -147,6 +147,15 @@ class PushSchema(RequestSchema):
         required=True,
         metadata={"description": "Operations (see docs/protocol.md §4)."},
     )
+    pull = fields.Nested(
+        lambda: PullSchema(),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Protocol 2: also answer this pull, after the push is committed "
+            "(docs/protocol.md §5.1)."
+        },
+    )
 
 
 class OpResultSchema(ma.Schema):
@@ -165,6 +174,7 @@ class OpResultSchema(ma.Schema):
 class PushResultSchema(ma.Schema):
     results = fields.List(fields.Nested(OpResultSchema))
     server_time_ms = fields.Integer()
+    pull = fields.Nested(lambda: PullResultSchema(), metadata={"description": "When asked."})
 
 
 class PullSchema(RequestSchema):

@@ -39,7 +39,8 @@ __all__ = [
 
 PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 1
-SUPPORTED_PROTOCOLS = (1,)
+# 2: a push may also ask for the first pull page (``pull`` in the request and the answer).
+SUPPORTED_PROTOCOLS = (1, 2)
 MAX_BATCH = 500
 MAX_PAGE = 2000
 

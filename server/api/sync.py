@@ -165,14 +165,23 @@ def handshake(args: dict[str, Any]) -> Response:
 def push(args: dict[str, Any]) -> Response:
     """Apply a batch of operations; one result per operation, in order."""
     _own_device(args["device_id"])
+    config = current_app.config
     try:
         batch = PushRequest.from_dict(
-            args, max_batch=current_app.config["SYNC_MAX_BATCH"], author=str(g.user.id)
+            args, max_batch=config["SYNC_MAX_BATCH"], author=str(g.user.id)
         )
+        page = args.get("pull")
+        page = PullRequest.from_dict(page, max_page=config["SYNC_MAX_PAGE"]) if page else None
     except SyncError as exc:
         raise _decode(exc) from None
     response = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)
-    return _reply(response.to_dict())
+    body = jsontext.dumps_bytes(response.to_dict())
+    if page is not None:
+        # Read after the push committed, in a snapshot of its own: the page a pull sent now
+        # would get (the device's own changes included).
+        pulled = pulling.pull(page, device=g.device, scope=g.scope)
+        body = body[:-1] + b',"pull":' + pulled + b"}"
+    return _reply(body)
 
 
 @blp.post("/pull")

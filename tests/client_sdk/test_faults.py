@@ -64,7 +64,7 @@ def test_faults_lose_nothing_and_duplicate_nothing(make_user, make_device, seed)
         for n in range(3)
     ]
     expected_notes: dict[str, int] = {}
-    for round_ in range(4):
+    for round_ in range(5):
         for device in devices:
             for n in range(6):
                 visit = device.record_visit(grid_code=GRID_1, findings=f"{round_}-{n}")

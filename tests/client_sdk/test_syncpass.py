@@ -276,13 +276,13 @@ def test_a_recent_handshake_is_reused_and_renewed(make_user, make_device, monkey
     device, wire = _watched(make_device, make_user(grids=[GRID_1]))
     device.sync()
     assert wire.paths == ["handshake", "pull"]
-    assert wire.headers[-1]["Linli-Protocol"] == "1" and wire.headers[-1]["Linli-Schema"] == "1"
+    assert wire.headers[-1]["Linli-Protocol"] == "2" and wire.headers[-1]["Linli-Schema"] == "1"
     wire.paths.clear()
     report = device.sync()  # nothing to do: one request
     assert wire.paths == ["pull"] and report.requests == 1
     device.record_visit(grid_code=GRID_1, findings="a")
     wire.paths.clear()
-    assert device.sync().applied == 1 and wire.paths == ["push", "pull"]
+    assert device.sync().applied == 1 and wire.paths == ["push"]  # the pull came with it
     # Five minutes later the answer is stale: the next pass shakes hands again.
     later = time.monotonic() + 301
     monkeypatch.setattr(time, "monotonic", lambda: later)
@@ -337,7 +337,7 @@ def test_a_clock_jump_after_a_reused_handshake_is_corrected_by_a_new_one(make_us
     key = device.store.pending()[0].key
     wire.paths.clear()
     report = device.sync()
-    assert wire.paths == ["push", "handshake", "push", "pull"]
+    assert wire.paths == ["push", "handshake", "push"]
     assert report.applied == 1 and report.rejected == 0 and report.restamped == 1
     assert device.pending_count() == 0 and key.endswith(":1")
     device.record_visit(grid_code=GRID_1, findings="b")  # stamped with the corrected clock
@@ -366,7 +366,7 @@ def test_a_server_rolled_back_refuses_a_reused_handshake_and_nothing_is_lost(
     monkeypatch.setattr(sync_api, "SCHEMA_VERSION", 1)  # the server is brought up to date
     wire.paths.clear()
     report = device.sync()
-    assert wire.paths == ["handshake", "push", "pull"] and report.applied == 2
+    assert wire.paths == ["handshake", "push"] and report.applied == 2
 
 
 def test_a_reused_answer_refused_once_is_renewed_and_the_pass_goes_on(make_user, make_device):
@@ -396,5 +396,53 @@ def test_a_reused_answer_refused_once_is_renewed_and_the_pass_goes_on(make_user,
     device.record_visit(grid_code=GRID_1, findings="a")
     made[0].paths.clear()
     report = device.sync()
-    assert made[0].paths == ["push", "handshake", "push", "pull"]
+    assert made[0].paths == ["push", "handshake", "push"]
     assert report.applied == 1 and device.pending_count() == 0
+
+
+def test_a_server_of_protocol_1_gets_a_separate_pull(make_user, make_device):
+    class Protocol1:
+        """A server that speaks only protocol 1 (its handshake answer says so)."""
+
+        def __init__(self, inner):
+            self.inner, self.paths, self.bodies = inner, [], []
+
+        def handle(self, request):
+            self.paths.append(request.path.rsplit("/", 1)[-1])
+            self.bodies.append(request.content)
+            response = self.inner.handle(request)
+            if request.path.endswith("/handshake"):
+                answer = {**json.loads(response.content), "protocol_version": 1}
+                return Response(200, json.dumps(answer).encode(), response.headers)
+            return response
+
+        def close(self):
+            self.inner.close()
+
+    made = []
+    device = make_device(
+        make_user(grids=[GRID_1]), transport=lambda inner: made.append(Protocol1(inner)) or made[0]
+    )
+    device.record_visit(grid_code=GRID_1, findings="a")
+    made[0].paths.clear()
+    made[0].bodies.clear()
+    report = device.sync()
+    assert made[0].paths == ["handshake", "push", "pull"] and report.applied == 1
+    assert b'"pull"' not in made[0].bodies[1]
+    assert device.pending_count() == 0 and device.store.count("acked") == 0
+
+
+def test_a_page_that_came_with_the_push_is_followed_by_the_rest(make_user, make_device):
+    """The push asks for the first page; the pages after it are pulled as usual, and the
+    device ends with everything, its own edits acknowledged and cleared."""
+    worker = make_user(grids=[GRID_1])
+    other = make_device(make_user(grids=[GRID_1]))
+    made_by_other = [other.record_visit(grid_code=GRID_1, findings=f"o{n}")["id"] for n in range(5)]
+    other.sync()
+    device, wire = _watched(make_device, worker, page_size=2)
+    mine = device.record_visit(grid_code=GRID_1, findings="mine")["id"]
+    report = device.sync()
+    assert wire.paths == ["handshake", "push", "pull", "pull"]
+    assert report.applied == 1 and report.pulled == 6 and report.checksum_ok
+    assert {v["id"] for v in device.visits()} == {*made_by_other, mine}
+    assert device.pending_count() == 0 and device.store.count("acked") == 0

@@ -409,7 +409,7 @@ def test_an_unpaired_surrogate_in_a_name_or_reason_rejects_only_its_operation(de
         ({}, 200, None),  # a client that says nothing is taken as before
         ({"Linli-Protocol": "1", "Linli-Schema": "1"}, 200, None),
         ({"Linli-Protocol": "1", "Linli-Schema": "0"}, 200, None),  # an older app
-        ({"Linli-Protocol": "2"}, 426, "protocol_unsupported"),
+        ({"Linli-Protocol": "3"}, 426, "protocol_unsupported"),
         ({"Linli-Schema": "2"}, 426, "protocol_unsupported"),  # made for a newer schema
         ({"Linli-Protocol": "one"}, 400, "bad_header"),
         ({"Linli-Schema": "-1"}, 400, "bad_header"),
@@ -431,3 +431,40 @@ def test_push_and_pull_carry_versions_and_a_refused_push_applies_nothing(
         assert pushed.get_json()["code"] == pulled.get_json()["code"] == code
     b.pull()
     assert (rid in b.snapshots) is (status == 200)  # refused: nothing of it was applied
+
+
+def test_a_push_may_ask_for_the_first_pull_page(devices, client):
+    a, b = devices["a"], devices["b"]
+    theirs = b.create("visit", findings="别人的")
+    b.push()
+    rid = a.create("visit", findings="同一请求")
+    body = {
+        "device_id": a.device_id,
+        "operations": [o.to_dict() for o in a.outbox],
+        "pull": {"cursor": 0, "limit": 1},
+    }
+    answer = client.post("/api/v1/sync/push", json=body, headers=a.login.headers).get_json()
+    assert [r["status"] for r in answer["results"]] == ["applied"]
+    page = answer["pull"]  # read after the push was committed: its record is in the pages
+    assert [c["id"] for c in page["changes"]] == [theirs] and page["has_more"] is True
+    alone = client.post(
+        "/api/v1/sync/pull", json={"cursor": 0, "limit": 1}, headers=a.login.headers
+    ).get_json()
+    assert page == alone
+    rest = client.post(
+        "/api/v1/sync/pull", json={"cursor": page["cursor"]}, headers=a.login.headers
+    ).get_json()
+    assert [c["id"] for c in rest["changes"]] == [rid] and rest["checksum"]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    "ask", [{"limit": 0}, {"cursor": -1}, {"cursor": "0"}, {"surprise": 1}, [], "all"]
+)
+def test_a_malformed_pull_in_a_push_is_422_and_applies_nothing(devices, client, ask):
+    a, b = devices["a"], devices["b"]
+    rid = a.create("visit", findings="不应写入")
+    body = {"device_id": a.device_id, "operations": [o.to_dict() for o in a.outbox], "pull": ask}
+    answer = client.post("/api/v1/sync/push", json=body, headers=a.login.headers)
+    assert answer.status_code == 422 and set(answer.get_json()) == {"code", "message", "details"}
+    b.pull()
+    assert rid not in b.snapshots

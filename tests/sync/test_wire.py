@@ -162,9 +162,11 @@ def test_oversize_batch_is_refused():
 
 
 def test_protocol_negotiation():
-    assert negotiate([1, 2]) == 1
+    assert negotiate([1, 2]) == 2  # the highest both speak
+    assert negotiate([1]) == 1  # an app of protocol 1 is still served
+    assert negotiate([2, 3]) == 2
     with pytest.raises(ProtocolVersionError):
-        negotiate([2, 3])
+        negotiate([3, 4])
 
 
 json_values = st.recursive(
