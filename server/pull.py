@@ -40,9 +40,10 @@ def _begin_snapshot() -> None:
         db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def pull(request: PullRequest, *, device: Device, scope: Scope) -> bytes:
-    """One page of changes as UTF-8 JSON (a PullResponse)."""
-    due = device.sync_mark_due(utcnow())  # as authenticated (the snapshot expires it)
+def pull(request: PullRequest, *, device: Device, scope: Scope, mark_synced: bool = True) -> bytes:
+    """One page of changes as UTF-8 JSON (a PullResponse). ``mark_synced=False``: the caller
+    has kept the device's last sync already (a push it has just committed)."""
+    due = mark_synced and device.sync_mark_due(utcnow())  # as authenticated
     _begin_snapshot()
     session = db.session
     with read_phase(session):  # on SQLite a WAL snapshot: a pull never takes the write lock

@@ -178,8 +178,9 @@ def push(args: dict[str, Any]) -> Response:
     body = jsontext.dumps_bytes(response.to_dict())
     if page is not None:
         # Read after the push committed, in a snapshot of its own: the page a pull sent now
-        # would get (the device's own changes included).
-        pulled = pulling.pull(page, device=g.device, scope=g.scope)
+        # would get (the device's own changes included). The push kept the device's last
+        # sync; its committed (expired) row is not loaded again to ask.
+        pulled = pulling.pull(page, device=g.device, scope=g.scope, mark_synced=False)
         body = body[:-1] + b',"pull":' + pulled + b"}"
     return _reply(body)
 
