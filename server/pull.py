@@ -13,9 +13,11 @@ A record's snapshot is stored at write time as two JSON texts, its fields (``dat
 
 from __future__ import annotations
 
+import functools
 import json
+from typing import Any
 
-from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy import Text, bindparam, cast, func, select, update
 
 from server.db import read_phase, utcnow
 from server.extensions import db
@@ -54,38 +56,55 @@ def pull(request: PullRequest, *, device: Device, scope: Scope, mark_synced: boo
     return body
 
 
+@functools.lru_cache(maxsize=1024)
+def _statements(prefixes: tuple[str, ...]) -> tuple[Any, Any, Any]:
+    """A scope's three page statements, built once per scope (building them cost about as
+    much as running them): the counter and checksum, the changes, the removals."""
+    where = Scope(prefixes).filter
+    record, removal = _RECORD.c, _REMOVAL.c
+    totals = select(
+        select(_COUNTER.c.value).where(_COUNTER.c.name == "change").scalar_subquery(),
+        func.coalesce(func.sum(_DIGEST.c.count), 0),
+        func.coalesce(func.sum(_DIGEST.c.version_sum), 0),
+    ).where(where(_DIGEST.c.grid_code))
+    changes = (
+        select(record.seq, record.envelope, cast(record.data, Text).label("data"))
+        .where(
+            record.seq > bindparam("cursor"),
+            record.seq <= bindparam("top"),
+            where(record.grid_code),
+        )
+        .order_by(record.seq)
+        .limit(bindparam("rows"))
+    )
+    moved = (
+        select(removal.record_id, record.grid_code)
+        .join(_RECORD, record.id == removal.record_id)
+        .where(
+            removal.seq > bindparam("cursor"),
+            removal.seq <= bindparam("until"),
+            where(removal.grid_code),
+        )
+    )
+    return totals, changes, moved
+
+
 def _page(request: PullRequest, scope: Scope) -> tuple[bytes, bool]:
     conn = db.session.connection()
+    totals, page_rows, moved_since = _statements(scope.prefixes)
     # The counter and the scope's checksum in one round trip. The checksum is sent only with
     # the last page, but it costs the number of grids in scope, less than a second statement.
-    top, count, total = conn.execute(
-        select(
-            select(_COUNTER.c.value).where(_COUNTER.c.name == "change").scalar_subquery(),
-            func.coalesce(func.sum(_DIGEST.c.count), 0),
-            func.coalesce(func.sum(_DIGEST.c.version_sum), 0),
-        ).where(scope.filter(_DIGEST.c.grid_code))
-    ).one()
+    top, count, total = conn.execute(totals).one()
     top = top or 0
     reset = request.scope_token is not None and request.scope_token != scope.token
     cursor = 0 if reset else min(request.cursor, top)
-    record = _RECORD.c
-    rows = conn.execute(
-        select(record.seq, record.envelope, cast(record.data, Text).label("data"))
-        .where(record.seq > cursor, record.seq <= top, scope.filter(record.grid_code))
-        .order_by(record.seq)
-        .limit(request.limit + 1)
-    ).all()
+    rows = conn.execute(page_rows, {"cursor": cursor, "top": top, "rows": request.limit + 1}).all()
     has_more = len(rows) > request.limit
     rows = rows[: request.limit]
     new_cursor = rows[-1].seq if has_more else top
     removals = []
     if not reset:
-        removal = _REMOVAL.c
-        moved = conn.execute(
-            select(removal.record_id, record.grid_code)
-            .join(_RECORD, record.id == removal.record_id)
-            .where(removal.seq > cursor, removal.seq <= new_cursor, scope.filter(removal.grid_code))
-        ).all()
+        moved = conn.execute(moved_since, {"cursor": cursor, "until": new_cursor}).all()
         seen = set()
         for record_id, now_in in moved:
             if record_id not in seen and not scope.contains(now_in):

@@ -13,6 +13,7 @@ never move its cursor past a change that commits later.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -305,15 +306,7 @@ class RecordBatch:
         ]
         if not rows:
             return
-        insert_for = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-        stmt = insert_for(GridDigest.__table__)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["grid_code"],
-            set_={
-                "count": GridDigest.__table__.c.count + stmt.excluded.count,
-                "version_sum": GridDigest.__table__.c.version_sum + stmt.excluded.version_sum,
-            },
-        )
+        stmt = _digest_upsert(conn.dialect.name)
         conn.execute(stmt, rows)
 
     def _row(self, rec: StoredRecord, seq: int) -> dict[str, Any]:
@@ -342,6 +335,22 @@ class RecordBatch:
                 created_at=rec.created_at or self.now,
             )
         return row
+
+
+@functools.cache
+def _digest_upsert(dialect: str) -> Any:
+    """Add (count, version_sum) deltas to grids' digests, creating a grid's row on first use
+    (built once per dialect: building it cost as much as running it)."""
+    insert_for = sqlite_insert if dialect == "sqlite" else pg_insert
+    table = GridDigest.__table__
+    stmt = insert_for(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["grid_code"],
+        set_={
+            "count": table.c.count + stmt.excluded.count,
+            "version_sum": table.c.version_sum + stmt.excluded.version_sum,
+        },
+    )
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
