@@ -37,7 +37,7 @@ from sync import (
 from sync.wire import SCHEMA_VERSION, SUPPORTED_PROTOCOLS
 
 from .api import Api
-from .errors import ProtocolError, RequestRejected, SyncInProgress
+from .errors import ProtocolError, RequestRejected, SyncInProgress, ValidationError
 from .inbox import pull_page
 from .outbox import Outgoing, push_body, push_results
 from .store import Store
@@ -142,7 +142,9 @@ class SyncPass:
                 self._speak(self.hello)
             try:
                 self.exchange()
-            except (ProtocolError, RequestRejected):
+            except (ProtocolError, RequestRejected, ValidationError):
+                # (A 422 with field errors is a ValidationError: e.g. a server of protocol 1
+                # that does not know a push's "pull".)
                 if self.shook_at is not None:
                     raise
                 # The reused answer is out of date (a server rolled back or reconfigured):
@@ -244,7 +246,8 @@ class SyncPass:
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
                 if self.shook_at is None:  # the reused answer's clock is stale: ask again
-                    self.handshake()  # (which re-stamps the refused operations)
+                    hello = self.handshake()  # (which re-stamps the refused operations)
+                    size = max(1, min(hello.max_batch, 500))  # and its limits are current
                 else:
                     self.restamp([entry.operation() for entry in again])
             batch = following if ahead is not None else self.store.outgoing(limit=size)

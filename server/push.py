@@ -375,11 +375,15 @@ def _result(op: Operation, result: MergeResult, message: str | None = None) -> O
     )
 
 
-def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> PushResponse:
-    """Apply a push in one transaction and commit it.
+def push(
+    request: PushRequest, *, user: User, device: Device, scope: Scope
+) -> tuple[PushResponse, Scope]:
+    """Apply a push in one transaction and commit it; return the answer and the jurisdiction
+    it was judged by.
 
     ``scope`` is the jurisdiction as authenticated; the operations are judged by the one read
-    again under the write lock (a grid removed meanwhile counts).
+    again under the write lock (a grid removed meanwhile counts), which is returned: anything
+    answered after the push (a pull page) must use it, not the one authenticated before.
     """
     with read_phase(db.session):
         book = codebook()
@@ -401,4 +405,4 @@ def push(request: PushRequest, *, user: User, device: Device, scope: Scope) -> P
     if device.sync_mark_due(now):
         device.last_sync_at = now
     db.session.commit()
-    return PushResponse(results, int(utcnow().timestamp() * 1000))
+    return PushResponse(results, int(utcnow().timestamp() * 1000)), scope

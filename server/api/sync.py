@@ -174,13 +174,15 @@ def push(args: dict[str, Any]) -> Response:
         page = PullRequest.from_dict(page, max_page=config["SYNC_MAX_PAGE"]) if page else None
     except SyncError as exc:
         raise _decode(exc) from None
-    response = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)
+    response, scope = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)
     body = jsontext.dumps_bytes(response.to_dict())
     if page is not None:
         # Read after the push committed, in a snapshot of its own: the page a pull sent now
         # would get (the device's own changes included). The push kept the device's last
-        # sync; its committed (expired) row is not loaded again to ask.
-        pulled = pulling.pull(page, device=g.device, scope=g.scope, mark_synced=False)
+        # sync; its committed (expired) row is not loaded again to ask. The jurisdiction is
+        # the one the push was judged by, read under the write lock (a grid removed since
+        # the request was authenticated is not sent).
+        pulled = pulling.pull(page, device=g.device, scope=scope, mark_synced=False)
         body = body[:-1] + b',"pull":' + pulled + b"}"
     return _reply(body)
 

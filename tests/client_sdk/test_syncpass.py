@@ -446,3 +446,43 @@ def test_a_page_that_came_with_the_push_is_followed_by_the_rest(make_user, make_
     assert report.applied == 1 and report.pulled == 6 and report.checksum_ok
     assert {v["id"] for v in device.visits()} == {*made_by_other, mine}
     assert device.pending_count() == 0 and device.store.count("acked") == 0
+
+
+def test_a_server_rolled_back_to_protocol_1_is_met_within_the_pass(make_user, make_device):
+    """The reused answer says protocol 2; the server was since rolled back to one that knows
+    no "pull" in a push (422 with field errors). The pass shakes hands, gets protocol 1, and
+    pushes and pulls separately: nothing fails, nothing is lost."""
+
+    class RolledBack:
+        def __init__(self, inner):
+            self.inner, self.old, self.paths = inner, False, []
+
+        def handle(self, request):
+            self.paths.append(request.path.rsplit("/", 1)[-1])
+            if self.old and request.path.endswith("/push") and b'"pull"' in request.content:
+                body = {
+                    "code": "validation_failed",
+                    "message": "The request is not valid.",
+                    "details": {"errors": {"pull": ["Unknown field."]}},
+                }
+                return Response(422, json.dumps(body).encode())
+            response = self.inner.handle(request)
+            if self.old and request.path.endswith("/handshake"):
+                answer = {**json.loads(response.content), "protocol_version": 1}
+                return Response(200, json.dumps(answer).encode(), response.headers)
+            return response
+
+        def close(self):
+            self.inner.close()
+
+    made = []
+    device = make_device(
+        make_user(grids=[GRID_1]), transport=lambda inner: made.append(RolledBack(inner)) or made[0]
+    )
+    device.sync()  # protocol 2 negotiated, the answer kept
+    device.record_visit(grid_code=GRID_1, findings="a")
+    made[0].old = True
+    made[0].paths.clear()
+    report = device.sync()
+    assert made[0].paths == ["push", "handshake", "push", "pull"]
+    assert report.applied == 1 and device.pending_count() == 0 and device.rejected() == []

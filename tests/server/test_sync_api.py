@@ -468,3 +468,50 @@ def test_a_malformed_pull_in_a_push_is_422_and_applies_nothing(devices, client, 
     assert answer.status_code == 422 and set(answer.get_json()) == {"code", "message", "details"}
     b.pull()
     assert rid not in b.snapshots
+
+
+@pytest.mark.parametrize("change", ["removed", "added"])
+def test_a_page_answered_with_a_push_uses_the_scope_read_under_the_write_lock(
+    any_app, client, make_user, login, monkeypatch, change
+):
+    """A grid removed (or added) after the request was authenticated and before the push took
+    the write lock: the page sent with the push follows the jurisdiction the push was judged
+    by, as a separate pull would, never the one read before."""
+    import server.push as pushing
+    from server.extensions import db
+    from server.models import UserGrid
+
+    start = [GRID_1, GRID_2] if change == "removed" else [GRID_1]
+    worker = make_user("grid_worker", grids=start)
+    other = ApiDevice(client, login(make_user("grid_worker", grids=[GRID_2])))
+    theirs = other.create("visit", grid_code=GRID_2, findings="二号网格")
+    other.push()
+    a = ApiDevice(client, login(worker))
+    mine = a.create("visit", findings="一号网格")
+    real = pushing._still_allowed
+
+    def changed_meanwhile(user, device):  # an administrator's change, committed before the lock
+        table = UserGrid.__table__
+        conn = db.session.connection()
+        if change == "removed":
+            conn.execute(
+                table.delete().where(table.c.user_id == user.id, table.c.grid_code == GRID_2)
+            )
+        else:
+            conn.execute(table.insert().values(user_id=user.id, grid_code=GRID_2))
+        return real(user, device)
+
+    monkeypatch.setattr(pushing, "_still_allowed", changed_meanwhile)
+    body = {
+        "device_id": a.device_id,
+        "operations": [o.to_dict() for o in a.outbox],
+        "pull": {"cursor": 0},
+    }
+    answer = client.post("/api/v1/sync/push", json=body, headers=a.login.headers).get_json()
+    monkeypatch.setattr(pushing, "_still_allowed", real)
+    alone = client.post("/api/v1/sync/pull", json={"cursor": 0}, headers=a.login.headers)
+    alone = alone.get_json()
+    sent = [c["id"] for c in answer["pull"]["changes"]]
+    assert sent == [c["id"] for c in alone["changes"]]
+    assert answer["pull"]["scope"] == alone["scope"]
+    assert (theirs in sent) is (change == "added") and mine in sent
