@@ -400,35 +400,49 @@ def test_a_reused_answer_refused_once_is_renewed_and_the_pass_goes_on(make_user,
     assert report.applied == 1 and device.pending_count() == 0
 
 
-def test_a_server_of_protocol_1_gets_a_separate_pull(make_user, make_device):
-    class Protocol1:
-        """A server that speaks only protocol 1 (its handshake answer says so)."""
+class _Protocol1:
+    """The app as a server of protocol 1 while ``old``: its handshake answers protocol 1, and
+    a push that asks for a pull is refused as its schema would (422, the key unknown)."""
 
-        def __init__(self, inner):
-            self.inner, self.paths, self.bodies = inner, [], []
+    def __init__(self, inner, *, old=True):
+        self.inner, self.old, self.paths, self.bodies = inner, old, [], []
 
-        def handle(self, request):
-            self.paths.append(request.path.rsplit("/", 1)[-1])
-            self.bodies.append(request.content)
-            response = self.inner.handle(request)
-            if request.path.endswith("/handshake"):
-                answer = {**json.loads(response.content), "protocol_version": 1}
-                return Response(200, json.dumps(answer).encode(), response.headers)
-            return response
+    def handle(self, request):
+        self.paths.append(request.path.rsplit("/", 1)[-1])
+        self.bodies.append(request.content)
+        if self.old and request.path.endswith("/push") and b'"pull"' in request.content:
+            body = {
+                "code": "validation_failed",
+                "message": "The request is not valid.",
+                "details": {"errors": {"pull": ["Unknown field."]}},
+            }
+            return Response(422, json.dumps(body).encode())
+        response = self.inner.handle(request)
+        if self.old and request.path.endswith("/handshake"):
+            answer = {**json.loads(response.content), "protocol_version": 1}
+            return Response(200, json.dumps(answer).encode(), response.headers)
+        return response
 
-        def close(self):
-            self.inner.close()
+    def close(self):
+        self.inner.close()
 
+
+def _protocol_1_device(make_device, user, *, old):
     made = []
     device = make_device(
-        make_user(grids=[GRID_1]), transport=lambda inner: made.append(Protocol1(inner)) or made[0]
+        user, transport=lambda inner: made.append(_Protocol1(inner, old=old)) or made[0]
     )
+    return device, made[0]
+
+
+def test_a_server_of_protocol_1_gets_a_separate_pull(make_user, make_device):
+    device, server = _protocol_1_device(make_device, make_user(grids=[GRID_1]), old=True)
     device.record_visit(grid_code=GRID_1, findings="a")
-    made[0].paths.clear()
-    made[0].bodies.clear()
+    server.paths.clear()
+    server.bodies.clear()
     report = device.sync()
-    assert made[0].paths == ["handshake", "push", "pull"] and report.applied == 1
-    assert b'"pull"' not in made[0].bodies[1]
+    assert server.paths == ["handshake", "push", "pull"] and report.applied == 1
+    assert b'"pull"' not in server.bodies[1]
     assert device.pending_count() == 0 and device.store.count("acked") == 0
 
 
@@ -452,37 +466,11 @@ def test_a_server_rolled_back_to_protocol_1_is_met_within_the_pass(make_user, ma
     """The reused answer says protocol 2; the server was since rolled back to one that knows
     no "pull" in a push (422 with field errors). The pass shakes hands, gets protocol 1, and
     pushes and pulls separately: nothing fails, nothing is lost."""
-
-    class RolledBack:
-        def __init__(self, inner):
-            self.inner, self.old, self.paths = inner, False, []
-
-        def handle(self, request):
-            self.paths.append(request.path.rsplit("/", 1)[-1])
-            if self.old and request.path.endswith("/push") and b'"pull"' in request.content:
-                body = {
-                    "code": "validation_failed",
-                    "message": "The request is not valid.",
-                    "details": {"errors": {"pull": ["Unknown field."]}},
-                }
-                return Response(422, json.dumps(body).encode())
-            response = self.inner.handle(request)
-            if self.old and request.path.endswith("/handshake"):
-                answer = {**json.loads(response.content), "protocol_version": 1}
-                return Response(200, json.dumps(answer).encode(), response.headers)
-            return response
-
-        def close(self):
-            self.inner.close()
-
-    made = []
-    device = make_device(
-        make_user(grids=[GRID_1]), transport=lambda inner: made.append(RolledBack(inner)) or made[0]
-    )
+    device, server = _protocol_1_device(make_device, make_user(grids=[GRID_1]), old=False)
     device.sync()  # protocol 2 negotiated, the answer kept
     device.record_visit(grid_code=GRID_1, findings="a")
-    made[0].old = True
-    made[0].paths.clear()
+    server.old = True
+    server.paths.clear()
     report = device.sync()
-    assert made[0].paths == ["push", "handshake", "push", "pull"]
+    assert server.paths == ["push", "handshake", "push", "pull"]
     assert report.applied == 1 and device.pending_count() == 0 and device.rejected() == []
