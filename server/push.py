@@ -27,7 +27,7 @@ from server.codes import CodeBook, codebook
 from server.db import read_phase, utcnow
 from server.errors import Unauthorized
 from server.extensions import db
-from server.models import AdminUnit, Device, Role, SyncOp, User, UserGrid
+from server.models import AdminUnit, Device, SyncOp, User, UserGrid
 from server.scope import Scope
 from server.store import RecordBatch, StoredRecord
 from sync import (
@@ -180,9 +180,8 @@ def _still_allowed(user: User, device: Device) -> Scope:
         raise Unauthorized("This account is disabled.", code="account_disabled")
     if first.role != user.role:
         set_committed_value(user, "role", first.role)
-    if first.role == Role.GRID_WORKER:
-        return Scope(tuple(sorted({r.grid_code for r in rows if r.grid_code is not None})))
-    return Scope((first.unit_code,))
+    grids = [r.grid_code for r in rows if r.grid_code is not None]
+    return Scope.of(first.role, first.unit_code, grids)
 
 
 class _Pusher:

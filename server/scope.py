@@ -7,6 +7,7 @@ unit's code starts with its parent's code, "in scope" is "starts with one of the
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, false, or_
@@ -37,9 +38,14 @@ class Scope:
 
     @classmethod
     def for_user(cls, user: User) -> Scope:
-        if user.role == Role.GRID_WORKER:
-            return cls(tuple(sorted(user.grid_codes)))
-        return cls((user.unit_code,))
+        return cls.of(user.role, user.unit_code, user.grid_codes)
+
+    @classmethod
+    def of(cls, role: str, unit_code: str, grid_codes: Iterable[str]) -> Scope:
+        """A grid worker's scope is their grids; anyone else's is their unit."""
+        if role == Role.GRID_WORKER:
+            return cls(tuple(sorted(set(grid_codes))))
+        return cls((unit_code,))
 
     def contains(self, code: str | None) -> bool:
         return bool(code) and any(code.startswith(p) for p in self.prefixes)  # type: ignore[union-attr]
