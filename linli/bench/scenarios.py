@@ -170,6 +170,7 @@ def _apply_rate(database: BenchDatabase, records: list[tuple[str, dict[str, Any]
         "Content-Encoding": "gzip",
     }
     clock = HybridClock(device_id.replace("-", "")[:20])
+    size = database.app.config["SYNC_MAX_BATCH"]  # the batches the server takes, as the SDK sends
     ops = [
         Operation(device_id, seq, OpKind.CREATE, "visit", rid, 0, str(clock.now()), "", fields=f)
         for seq, (rid, f) in enumerate(records, start=1)
@@ -177,12 +178,12 @@ def _apply_rate(database: BenchDatabase, records: list[tuple[str, dict[str, Any]
     bodies = [
         gzip.compress(
             json.dumps(
-                {"device_id": device_id, "operations": [o.to_dict() for o in ops[i : i + 500]]},
+                {"device_id": device_id, "operations": [o.to_dict() for o in ops[i : i + size]]},
                 ensure_ascii=False,
             ).encode(),
             6,
         )
-        for i in range(0, len(ops), 500)
+        for i in range(0, len(ops), size)
     ]
     # The collector as a server worker has it (server.serving.tune_gc), for this part only.
     before = tune_gc()
