@@ -29,7 +29,7 @@ from server.errors import Unauthorized
 from server.extensions import db
 from server.models import AdminUnit, Device, SyncOp, User, UserGrid
 from server.scope import Scope
-from server.store import RecordBatch, StoredRecord
+from server.store import CREATED, Created, RecordBatch, StoredRecord, prepare_create
 from sync import (
     DELETED,
     HLC,
@@ -118,6 +118,7 @@ class _Checked:
     canonical: str  # the stored payload; the digest covers it
     digest: str
     invalid: str | None  # why its fields (or note) are invalid, if they are
+    created: Created | None = None  # a valid create: its outcome and row, if no record exists
 
 
 def _prepare(
@@ -131,7 +132,9 @@ def _prepare(
             continue
         op = item if item.author == author else replace(item, author=author)
         canonical = op.canonical(jsontext.canonical)
-        prepared.append(_Checked(op, canonical, op.digest(canonical), _invalid(op, codes)))
+        invalid = _invalid(op, codes)
+        created = prepare_create(op) if invalid is None and op.kind is OpKind.CREATE else None
+        prepared.append(_Checked(op, canonical, op.digest(canonical), invalid, created))
     return prepared
 
 
@@ -232,7 +235,7 @@ class _Pusher:
             return _result(op, result)
         try:
             self.check(checked, rec)
-            result = self.merge(op, rec)
+            result = self.merge(op, rec, checked.created)
         except _OutOfScope:
             # Answer exactly as for a record that does not exist: nothing about it leaks.
             result = (
@@ -298,14 +301,20 @@ class _Pusher:
         if checked.invalid is not None:  # the fields, or a note's text (worked out unlocked)
             raise _Refusal(Reason.INVALID_FIELDS, checked.invalid)
 
-    def merge(self, op: Operation, rec: StoredRecord | None) -> MergeResult:
+    def merge(
+        self, op: Operation, rec: StoredRecord | None, created: Created | None = None
+    ) -> MergeResult:
         if op.kind is OpKind.APPEND and op.collection == "steps":
             return self.step(op, rec)
-        result = merge(rec.state if rec else None, op)
-        if result.outcome is Outcome.REJECTED:
-            return result
-        grid = op.fields.get("grid_code") if rec is None else None
-        rec = self.batch.apply(rec, op, result, grid_code=grid)
+        if rec is None and created is not None:  # worked out before the lock
+            result = CREATED
+            rec = self.batch.create(op, created)
+        else:
+            result = merge(rec.state if rec else None, op)
+            if result.outcome is Outcome.REJECTED:
+                return result
+            grid = op.fields.get("grid_code") if rec is None else None
+            rec = self.batch.apply(rec, op, result, grid_code=grid)
         if result.changed and rec is not None:
             self.resubmitted(rec)
             if op.kind is OpKind.CREATE and op.record_type == "dispute":

@@ -29,7 +29,16 @@ from sqlalchemy.orm import Session
 from server import jsontext
 from server.db import utcnow
 from server.models import GridDigest, Record, Removal, SyncCounter, SyncOp
-from sync import HybridClock, MergeResult, Operation, OpKind, RecordState, merge
+from sync import (
+    DELETED,
+    HybridClock,
+    MergeResult,
+    Operation,
+    OpKind,
+    Outcome,
+    RecordState,
+    merge,
+)
 from sync import snapshot as build_snapshot
 
 _PG_WRITE_LOCK = 0x4C494E4C4953  # "LINLIS"
@@ -69,11 +78,73 @@ def server_hlc() -> str:
     return str(_SERVER_CLOCK.now())
 
 
+class JSONText(str):
+    """A JSON column's value already encoded (by :func:`jsontext.dumps`): written as it is."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create's stored texts, worked out before the write lock: they depend on the operation
+    alone (a new record nothing else changed in the batch is always written the same way).
+    Its merge state is built only if something asks for it."""
+
+    op: Operation
+    grid_code: str
+    data: JSONText
+    state: str
+    envelope: str
+
+    def merged(self) -> RecordState:
+        """The state :func:`sync.merge` gives the create (built when first asked for)."""
+        state = merge(None, self.op).state
+        assert state is not None
+        return state
+
+
+#: The outcome of every create that finds no record (its state is the record's, see Created).
+CREATED = MergeResult(Outcome.APPLIED, None, 1, changed=True)
+
+
+def prepare_create(op: Operation) -> Created:
+    """What :meth:`RecordBatch._row` writes for ``op`` creating a record in the grid its
+    fields name, with no review yet, merged into no record: the same texts, built directly."""
+    grid = op.fields.get("grid_code")
+    grid = grid if isinstance(grid, str) else ""
+    settled: dict[str, Any] = dict.fromkeys(op.fields, 0)
+    settled[DELETED] = [[False, 0]]
+    head = {"type": op.record_type, "id": op.record_id, "version": 1}
+    return Created(
+        op,
+        grid,
+        JSONText(jsontext.dumps(op.fields)),
+        jsontext.dumps(
+            {
+                **head,
+                "stamps": [[1, op.hlc, op.device_id, op.seq, op.author, op.base_version]],
+                "fields": settled,
+                "collections": {},
+            }
+        ),
+        jsontext.dumps(
+            {
+                **head,
+                "grid_code": grid,
+                "deleted": False,
+                "conflicts": {},
+                "collections": {},
+                "review": None,
+            }
+        ),
+    )
+
+
 @dataclass
 class StoredRecord:
     """A record loaded for merging; ``dirty`` when it must be written back."""
 
-    state: RecordState
+    _state: RecordState | None  # None: a new record whose state is ``created.merged()``
     grid_code: str
     review_status: str = "pending"
     review: dict[str, Any] | None = None
@@ -85,14 +156,32 @@ class StoredRecord:
     old_grid: str | None = None  # set when the record moves to another grid
     stored_grid: str | None = None  # grid and version as last written, for the grid digests
     stored_version: int = 0
+    created: Created | None = None  # a new record's texts, while nothing has changed it
 
     def __post_init__(self) -> None:
         if self.exists and self.stored_grid is None:
             self.stored_grid, self.stored_version = self.grid_code, self.state.version
 
     @property
+    def state(self) -> RecordState:
+        if self._state is None:
+            assert self.created is not None
+            self._state = self.created.merged()
+        return self._state
+
+    @state.setter
+    def state(self, state: RecordState) -> None:
+        self._state = state
+
+    @property
     def id(self) -> str:
+        if self._state is None and self.created is not None:
+            return self.created.op.record_id
         return self.state.record_id
+
+    @property
+    def version(self) -> int:
+        return 1 if self._state is None else self._state.version
 
 
 @dataclass
@@ -156,7 +245,22 @@ class RecordBatch:
             )
             self.records[rec.id] = rec
         rec.state = result.state
-        rec.dirty = True
+        rec.dirty, rec.created = True, None
+        return rec
+
+    def create(self, op: Operation, created: Created) -> StoredRecord:
+        """Keep a new record from a create worked out beforehand (:func:`prepare_create`)."""
+        rec = StoredRecord(
+            None,
+            created.grid_code,
+            author_id=self.user_id,
+            device_id=op.device_id,
+            created_at=self.now,
+            exists=False,
+            dirty=True,
+            created=created,
+        )
+        self.records[rec.id] = rec
         return rec
 
     def receipt(
@@ -219,7 +323,7 @@ class RecordBatch:
 
     def touch(self, rec: StoredRecord) -> None:
         """Mark ``rec`` changed without a merge (review decisions, moves)."""
-        rec.dirty = True
+        rec.dirty, rec.created = True, None
 
     def next_server_seq(self) -> int:
         if self._server_seq is None:
@@ -281,7 +385,7 @@ class RecordBatch:
             self._update_digests(conn, dirty)
             for rec in dirty:
                 rec.exists, rec.dirty, rec.old_grid = True, False, None
-                rec.stored_grid, rec.stored_version = rec.grid_code, rec.state.version
+                rec.stored_grid, rec.stored_version = rec.grid_code, rec.version
         if self.receipts:
             insert_rows(self.session.connection(), SyncOp.__table__, self.receipts)
             self.receipts = []
@@ -298,7 +402,7 @@ class RecordBatch:
                 old[1] -= rec.stored_version
             new = deltas.setdefault(rec.grid_code, [0, 0])
             new[0] += 1
-            new[1] += rec.state.version
+            new[1] += rec.version
         rows = [
             {"grid_code": g, "count": c, "version_sum": v}
             for g, (c, v) in sorted(deltas.items())
@@ -310,6 +414,31 @@ class RecordBatch:
         conn.execute(stmt, rows)
 
     def _row(self, rec: StoredRecord, seq: int) -> dict[str, Any]:
+        made = rec.created
+        if (
+            made is not None
+            and not rec.exists
+            and rec.grid_code == made.grid_code
+            and rec.review is None
+        ):  # a new record nothing has changed since its create: its texts are ready
+            return {
+                "id": rec.id,
+                "type": made.op.record_type,
+                "grid_code": rec.grid_code,
+                "version": 1,
+                "seq": seq,
+                "deleted": False,
+                "has_conflict": False,
+                "review_status": rec.review_status,
+                "review": None,
+                "updated_at": self.now,
+                "data": made.data,
+                "state": made.state,
+                "envelope": made.envelope,
+                "author_id": rec.author_id,
+                "device_id": rec.device_id,
+                "created_at": rec.created_at or self.now,
+            }
         state = rec.state
         snap = build_snapshot(state, grid_code=rec.grid_code, review=rec.review)
         fields = snap.pop("fields")
@@ -380,7 +509,7 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         for i, process, seen in binds:
             value = items[i]
             if seen is None:
-                items[i] = process(value)
+                items[i] = str(value) if value.__class__ is JSONText else process(value)
             elif value in seen:
                 items[i] = seen[value]
             else:
@@ -399,10 +528,14 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 __all__ = [
+    "CREATED",
     "SERVER_DEVICE",
+    "Created",
+    "JSONText",
     "RecordBatch",
     "StoredRecord",
     "insert_rows",
+    "prepare_create",
     "server_hlc",
     "stored_state",
 ]

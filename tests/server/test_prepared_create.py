@@ -1,0 +1,114 @@
+"""A create worked out before the write lock (server.store.prepare_create) is written exactly as
+the general path writes it: the same row, the same texts, the same merge state — and once
+anything else changes the new record in the same batch, the general path writes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server import jsontext
+from server.extensions import db
+from server.store import JSONText, RecordBatch, prepare_create
+from sync import HybridClock, Operation, OpKind, merge
+
+_CLOCK = HybridClock("prepared")
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_fields = st.dictionaries(
+    st.text(alphabet="abcdefghij_", min_size=1, max_size=8), _values, max_size=8
+).map(lambda f: {"grid_code": "990101001001001", **f})
+
+
+def _create(fields: dict[str, Any], seq: int = 1) -> Operation:
+    return Operation(
+        "dev-prepared",
+        seq,
+        OpKind.CREATE,
+        "visit",
+        "7934fefd-629d-470a-a95d-0eb88cca34b3",
+        0,
+        str(_CLOCK.now()),
+        "15",
+        fields=fields,
+    )
+
+
+def _general_row(batch: RecordBatch, op: Operation) -> dict[str, Any]:
+    rec = batch.apply(None, op, merge(None, op), grid_code=op.fields["grid_code"])
+    assert rec is not None and rec.created is None
+    row = batch._row(rec, 41)
+    batch.records.clear()
+    return {**row, "data": jsontext.dumps(row["data"])}
+
+
+def _prepared_row(batch: RecordBatch, op: Operation) -> dict[str, Any]:
+    rec = batch.create(op, prepare_create(op))
+    row = batch._row(rec, 41)
+    batch.records.clear()
+    assert type(row["data"]) is JSONText
+    return {**row, "data": str(row["data"])}
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fields=_fields)
+def test_the_prepared_row_is_the_general_row(app: Flask, fields: dict[str, Any]) -> None:
+    op = _create(fields)
+    with app.app_context():
+        batch = RecordBatch(db.session, 15)
+        try:
+            assert _prepared_row(batch, op) == _general_row(batch, op)
+            created = prepare_create(op)
+            assert created.merged() == merge(None, op).state
+        finally:
+            db.session.rollback()
+
+
+def test_a_record_changed_after_its_create_is_written_from_its_state(app: Flask) -> None:
+    op = _create({"grid_code": "990101001001001", "findings": "first"})
+    with app.app_context():
+        batch = RecordBatch(db.session, 15)
+        try:
+            rec = batch.create(op, prepare_create(op))
+            assert rec.id == op.record_id and rec.version == 1
+            assert rec._state is None  # nothing has asked for the state yet
+            later = Operation(
+                "dev-prepared",
+                2,
+                OpKind.UPDATE,
+                "visit",
+                op.record_id,
+                1,
+                str(_CLOCK.now()),
+                "15",
+                fields={"findings": "second"},
+            )
+            batch.apply(rec, later, merge(rec.state, later))
+            assert rec.created is None and rec.version == 2
+            row = batch._row(rec, 42)
+            assert row["version"] == 2 and row["data"]["findings"] == "second"
+
+            batch.records.clear()
+            reviewed = batch.create(op, prepare_create(op))
+            reviewed.review = {"status": "returned"}
+            envelope = jsontext.loads(batch._row(reviewed, 43)["envelope"])
+            assert envelope["review"] == {"status": "returned"}
+        finally:
+            db.session.rollback()
