@@ -205,6 +205,29 @@ def _op(text: str) -> Operation:
     return Operation.from_dict(json.loads(text))
 
 
+def _created(op: Outgoing) -> tuple[str, str, str, str] | None:
+    """A create's record as the server stores it when it applies the create to no record
+    (id, type, grid code, snapshot text); None for any other operation."""
+    data = json.loads(op.wire)
+    fields = data.get("fields")
+    if data.get("kind") != "create" or data.get("base_version") != 0 or type(fields) is not dict:
+        return None
+    grid = fields.get("grid_code")
+    grid = grid if isinstance(grid, str) else ""
+    snapshot = {
+        "fields": fields,
+        "type": data["record_type"],
+        "id": data["record_id"],
+        "version": 1,
+        "grid_code": grid,
+        "deleted": False,
+        "conflicts": {},
+        "collections": {},
+        "review": None,
+    }
+    return data["record_id"], data["record_type"], grid, _encode(snapshot)
+
+
 def _view(snapshot: str | None, ops: list[Operation] | None) -> dict[str, Any] | None:
     """:func:`sync.overlay` of a stored snapshot with its ops. Without ops the freshly decoded
     snapshot is the view already (overlay would only deep-copy it)."""
@@ -488,11 +511,35 @@ class Store:
     # --- applying sync results ---------------------------------------------------------------
 
     @staticmethod
-    def ack(conn: sqlite3.Connection, acks: Sequence[tuple[Outgoing, int | None]]) -> None:
+    def ack(
+        conn: sqlite3.Connection,
+        acks: Sequence[tuple[Outgoing, int | None]],
+        *,
+        created: bool = False,
+    ) -> None:
         """Move acknowledged ops (each with the version the server gave) from the outbox to
-        ``acked``; drop those a pulled snapshot already covers. One statement per step."""
+        ``acked``; drop those a pulled snapshot already covers. One statement per step.
+
+        With ``created`` (protocol 3, whose pulls leave out the device's own unchanged
+        creates), a create acknowledged as version 1 is stored as the snapshot the server
+        made of it — its fields as sent, version 1, nothing else — where no snapshot is
+        stored yet. If anything changed the record since, a pull sends the newer snapshot.
+        """
         if not acks:
             return
+        if created:
+            made = [row for op, version in acks if version == 1 and (row := _created(op))]
+            if made:
+                generation = Store._meta(conn, "generation", 0)
+                conn.executemany(
+                    """INSERT INTO records (id, type, grid_code, snapshot, version, deleted, seen)
+                       VALUES (?, ?, ?, ?, 1, 0, ?)
+                       ON CONFLICT (id) DO UPDATE SET type = excluded.type,
+                         grid_code = excluded.grid_code, snapshot = excluded.snapshot,
+                         version = 1, deleted = 0, seen = excluded.seen
+                       WHERE records.snapshot IS NULL""",
+                    [(*row, generation) for row in made],
+                )
         pulled = dict(
             _select_in(
                 conn,

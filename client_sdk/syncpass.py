@@ -265,7 +265,14 @@ class SyncPass:
         assert self.hello is not None
         max_page = self.hello.max_page
         limit = max_page if self.page_size is None else min(self.page_size, max_page)
-        return PullRequest(cursor, limit, self.store.get("scope", {}).get("token")).to_dict()
+        token = self.store.get("scope", {}).get("token")
+        return PullRequest(cursor, limit, token, echo=not self._own_creates).to_dict()
+
+    @property
+    def _own_creates(self) -> bool:
+        """Protocol 3: the device stores its own creates as the server holds them when they
+        are acknowledged, and asks pulls to leave them out (``echo: false``)."""
+        return self.hello is not None and self.hello.protocol_version >= 3
 
     def pull(
         self,
@@ -274,12 +281,15 @@ class SyncPass:
         generation: int,
         cursor: int | None = None,
         first: tuple[Any, bool] | None = None,
+        echo: bool | None = None,
     ) -> Any:
         """Pull pages until ``has_more`` is false; return the last page's checksum.
 
         ``first``: the first page already received with the last push (and whether orjson
-        read it), asked for at the stored cursor.
+        read it), asked for at the stored cursor. ``echo``: whether the device's own unchanged
+        creates are sent too (by default, only where the protocol cannot leave them out).
         """
+        echo = not self._own_creates if echo is None else echo
         cursor = self.store.get("cursor", 0) if cursor is None else cursor
         acked_mark = self.store.max_acked()
         pulled = 0
@@ -291,7 +301,8 @@ class SyncPass:
             if first is not None:
                 (answer, plain), first = first, None
             elif ahead is None:
-                request = PullRequest(cursor, limit, self.store.get("scope", {}).get("token"))
+                token = self.store.get("scope", {}).get("token")
+                request = PullRequest(cursor, limit, token, echo=echo)
                 answer = self.api.call(f"{_API}/pull", request.to_dict())
             else:
                 answer, ahead = ahead(), None
@@ -301,7 +312,7 @@ class SyncPass:
             if page.has_more and self.api.concurrent:
                 # The next request is what it would be once this page is saved (its cursor and
                 # scope): send it now, so that the server prepares it while this page is saved.
-                following = PullRequest(page.cursor, limit, scope.get("token"))
+                following = PullRequest(page.cursor, limit, scope.get("token"), echo=echo)
                 ahead = self.api.start(f"{_API}/pull", following.to_dict())
             if self._changes_anything(page, scope, acked_mark):
                 with self.store.tx() as conn:
@@ -333,7 +344,8 @@ class SyncPass:
             generation = self.store.get("generation", 0) + 1
             self.store.set(generation=generation)
             self.report.resynced = True
-            self.pull(max_page, generation=generation, cursor=0)
+            # Everything, the device's own creates included: what is not sent is dropped.
+            self.pull(max_page, generation=generation, cursor=0, echo=True)
             with self.store.tx() as conn:
                 self.report.removed += Store.purge_unseen(conn, generation)
             self.report.checksum_ok = self.store.recount() == expected
@@ -381,7 +393,7 @@ class SyncPass:
                 r.conflicts += status is Outcome.CONFLICT
                 acks.append((op, result.version))
             Store.reject(conn, rejects)
-            Store.ack(conn, acks)
+            Store.ack(conn, acks, created=self._own_creates)
         return again
 
     def restamp(self, ops: list[Operation], *, reset: bool = True) -> None:

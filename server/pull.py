@@ -17,7 +17,7 @@ import functools
 import json
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, select, update
+from sqlalchemy import Text, bindparam, cast, func, or_, select, update
 
 from server.db import read_phase, utcnow
 from server.extensions import db
@@ -49,7 +49,7 @@ def pull(request: PullRequest, *, device: Device, scope: Scope, mark_synced: boo
     _begin_snapshot()
     session = db.session
     with read_phase(session):  # on SQLite a WAL snapshot: a pull never takes the write lock
-        body, has_more = _page(request, scope)
+        body, has_more = _page(request, scope, device.id)
     session.commit()
     if not has_more and due:
         _mark_synced(device.id)
@@ -57,9 +57,11 @@ def pull(request: PullRequest, *, device: Device, scope: Scope, mark_synced: boo
 
 
 @functools.lru_cache(maxsize=1024)
-def _statements(prefixes: tuple[str, ...]) -> tuple[Any, Any, Any]:
+def _statements(prefixes: tuple[str, ...], echo: bool = True) -> tuple[Any, Any, Any]:
     """A scope's three page statements, built once per scope (building them cost about as
-    much as running them): the counter and checksum, the changes, the removals."""
+    much as running them): the counter and checksum, the changes, the removals. Without
+    ``echo``, the changes leave out the records that are still the asking device's own create
+    (``echo_of``, bound as ``device``)."""
     where = Scope(prefixes).filter
     record, removal = _RECORD.c, _REMOVAL.c
     totals = select(
@@ -77,6 +79,10 @@ def _statements(prefixes: tuple[str, ...]) -> tuple[Any, Any, Any]:
         .order_by(record.seq)
         .limit(bindparam("rows"))
     )
+    if not echo:
+        changes = changes.where(
+            or_(record.echo_of.is_(None), record.echo_of != bindparam("device"))
+        )
     moved = (
         select(removal.record_id, record.grid_code)
         .join(_RECORD, record.id == removal.record_id)
@@ -89,16 +95,19 @@ def _statements(prefixes: tuple[str, ...]) -> tuple[Any, Any, Any]:
     return totals, changes, moved
 
 
-def _page(request: PullRequest, scope: Scope) -> tuple[bytes, bool]:
+def _page(request: PullRequest, scope: Scope, device_id: str) -> tuple[bytes, bool]:
     conn = db.session.connection()
-    totals, page_rows, moved_since = _statements(scope.prefixes)
+    totals, page_rows, moved_since = _statements(scope.prefixes, request.echo)
     # The counter and the scope's checksum in one round trip. The checksum is sent only with
     # the last page, but it costs the number of grids in scope, less than a second statement.
     top, count, total = conn.execute(totals).one()
     top = top or 0
     reset = request.scope_token is not None and request.scope_token != scope.token
     cursor = 0 if reset else min(request.cursor, top)
-    rows = conn.execute(page_rows, {"cursor": cursor, "top": top, "rows": request.limit + 1}).all()
+    rows = conn.execute(
+        page_rows,
+        {"cursor": cursor, "top": top, "rows": request.limit + 1, "device": device_id},
+    ).all()
     has_more = len(rows) > request.limit
     rows = rows[: request.limit]
     new_cursor = rows[-1].seq if has_more else top

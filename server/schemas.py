@@ -14,6 +14,15 @@ _UNIT_CODE = validate.Regexp(r"^\d{6}(\d{3}){0,3}$", error="Not a unit code.")
 _GRID_CODE = validate.Regexp(r"^\d{15}$", error="Not a grid code.")
 
 
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only (marshmallow's Boolean also takes 0, 1, "yes", "false"...)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class RequestSchema(ma.Schema):
     class Meta:
         unknown = RAISE
@@ -182,6 +191,13 @@ class PullSchema(RequestSchema):
     limit = fields.Integer(load_default=1000, strict=True, validate=validate.Range(min=1))
     scope_token = fields.String(
         allow_none=True, load_default=None, validate=validate.Length(max=64)
+    )
+    echo = StrictBoolean(
+        load_default=True,
+        metadata={
+            "description": "Protocol 3: false leaves out the records that are still your own "
+            "create, unchanged since (docs/protocol.md §7.1)."
+        },
     )
 
 

@@ -438,6 +438,7 @@ class RecordBatch:
                 "author_id": rec.author_id,
                 "device_id": rec.device_id,
                 "created_at": rec.created_at or self.now,
+                "echo_of": rec.device_id,  # the pushing device's create, as it sent it
             }
         state = rec.state
         snap = build_snapshot(state, grid_code=rec.grid_code, review=rec.review)
@@ -456,6 +457,7 @@ class RecordBatch:
             "data": fields,
             "state": jsontext.dumps(state.to_dict(values_kept=True)),
             "envelope": jsontext.dumps(snap),
+            "echo_of": None,
         }
         if not rec.exists:
             row.update(

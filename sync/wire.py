@@ -40,7 +40,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 1
 # 2: a push may also ask for the first pull page (``pull`` in the request and the answer).
-SUPPORTED_PROTOCOLS = (1, 2)
+# 3: a pull may leave out the device's own unchanged creates (``echo: false``).
+SUPPORTED_PROTOCOLS = (1, 2, 3)
 MAX_BATCH = 500
 MAX_PAGE = 2000
 
@@ -282,20 +283,35 @@ class PushResponse:
 
 @dataclass(frozen=True, slots=True)
 class PullRequest:
+    """``echo=False`` (protocol 3): leave out the records that are still the asking device's
+    own create, unchanged since (it holds them already, see docs/protocol.md §7.1)."""
+
     cursor: int = 0
     limit: int = 1000
     scope_token: str | None = None
+    echo: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "limit": self.limit, "scope_token": self.scope_token}
+        data: dict[str, Any] = {
+            "cursor": self.cursor,
+            "limit": self.limit,
+            "scope_token": self.scope_token,
+        }
+        if not self.echo:
+            data["echo"] = False
+        return data
 
     @classmethod
     def from_dict(cls, data: object, *, max_page: int = MAX_PAGE) -> PullRequest:
         d = c.mapping(data, "pull")
+        echo = d.get("echo", True)
+        if not isinstance(echo, bool):
+            raise WrongType("pull.echo must be a boolean", field="pull.echo")
         return cls(
             cursor=c.integer(d.get("cursor", 0), "pull.cursor"),
             limit=c.integer(d.get("limit", 1000), "pull.limit", minimum=1, maximum=max_page),
             scope_token=c.opt_string(d.get("scope_token"), "pull.scope_token", max_len=64),
+            echo=echo,
         )
 
 

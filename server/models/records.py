@@ -5,7 +5,8 @@
   state (every live write of every field, compact JSON; a settled field is only its stamp),
   ``envelope`` the rest of what a pull sends — the snapshot without its fields, built at write
   time so that a pull splices two texts instead of re-encoding (``server.store.snapshot_text``).
-  ``seq`` is the change sequence of its latest change.
+  ``seq`` is the change sequence of its latest change. ``echo_of`` names the device whose own
+  create the record still is (a pull can leave it out for that device; protocol 3).
 - ``SyncOp``: the receipt of every operation a device pushed (idempotency key device_id + seq)
   and its payload, which is also the record's history with server time and batch.
 - ``Removal``: a record left a grid (reassignment); devices of that grid must drop it.
@@ -50,6 +51,9 @@ class Record(db.Model):
     data: Mapped[dict] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(Text)
     envelope: Mapped[str] = mapped_column(Text)
+    # The device whose create the record still is, unchanged since (any later write clears
+    # it): a pull may leave it out for that device, which holds it already.
+    echo_of: Mapped[str | None] = mapped_column(String(64), default=None)
 
     @property
     def snapshot(self) -> str:

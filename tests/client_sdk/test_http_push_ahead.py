@@ -43,7 +43,10 @@ def test_batches_travel_ahead_and_every_operation_lands_once(
         assert device.store.count("outbox", "state = 'pending'") == 0
         assert flaky.fail == {} and flaky.count == 5 + len(fail)
         assert "linli-request" in flaky.threads  # batches 2-5 were sent ahead
-        assert report.pulled == 23 and report.checksum_ok
+        # Its own creates are held as the server made them, none sent back (protocol 3), an
+        # answer lost and replayed included.
+        assert report.pulled == 0 and report.checksum_ok
+        assert device.store.checksum() == (23, 23)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Record)) == 23
 

@@ -1,6 +1,7 @@
 """A create worked out before the write lock (server.store.prepare_create) is written exactly as
-the general path writes it: the same row, the same texts, the same merge state — and once
-anything else changes the new record in the same batch, the general path writes it."""
+the general path writes it: the same row, the same texts, the same merge state, and it names
+its device as ``echo_of`` — and once anything else changes the new record in the same batch,
+the general path writes it (``echo_of`` cleared)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ def test_the_prepared_row_is_the_general_row(app: Flask, fields: dict[str, Any])
     with app.app_context():
         batch = RecordBatch(db.session, 15)
         try:
-            assert _prepared_row(batch, op) == _general_row(batch, op)
+            prepared, general = _prepared_row(batch, op), _general_row(batch, op)
+            # The one difference: only a create nothing else changed is the device's echo.
+            assert prepared.pop("echo_of") == op.device_id and general.pop("echo_of") is None
+            assert prepared == general
             created = prepare_create(op)
             assert created.merged() == merge(None, op).state
         finally:
@@ -104,6 +108,7 @@ def test_a_record_changed_after_its_create_is_written_from_its_state(app: Flask)
             assert rec.created is None and rec.version == 2
             row = batch._row(rec, 42)
             assert row["version"] == 2 and row["data"]["findings"] == "second"
+            assert row["echo_of"] is None
 
             batch.records.clear()
             reviewed = batch.create(op, prepare_create(op))

@@ -409,7 +409,7 @@ def test_an_unpaired_surrogate_in_a_name_or_reason_rejects_only_its_operation(de
         ({}, 200, None),  # a client that says nothing is taken as before
         ({"Linli-Protocol": "1", "Linli-Schema": "1"}, 200, None),
         ({"Linli-Protocol": "1", "Linli-Schema": "0"}, 200, None),  # an older app
-        ({"Linli-Protocol": "3"}, 426, "protocol_unsupported"),
+        ({"Linli-Protocol": "4"}, 426, "protocol_unsupported"),
         ({"Linli-Schema": "2"}, 426, "protocol_unsupported"),  # made for a newer schema
         ({"Linli-Protocol": "one"}, 400, "bad_header"),
         ({"Linli-Schema": "-1"}, 400, "bad_header"),
@@ -515,3 +515,47 @@ def test_a_page_answered_with_a_push_uses_the_scope_read_under_the_write_lock(
     assert sent == [c["id"] for c in alone["changes"]]
     assert answer["pull"]["scope"] == alone["scope"]
     assert (theirs in sent) is (change == "added") and mine in sent
+
+
+def test_a_pull_may_leave_out_the_devices_own_unchanged_creates(devices, client):
+    """Protocol 3, ``echo: false``: records that are still the asking device's own create are
+    left out — not another device's, not one the same push changed again, not one changed
+    since by anyone — and the cursor and checksum are those of the full page."""
+    a, b, head = devices["a"], devices["b"], devices["head"]
+    plain = a.create("visit", findings="一")
+    noted = a.create("visit", findings="二")
+    a.note(noted, "复访")
+    case = a.create("dispute")  # the server opens its case: changed after the create
+    a.push()
+    theirs = b.create("visit", findings="三")
+    b.push()
+
+    def page(device: ApiDevice, **ask: object) -> dict:
+        answer = device.post("pull", {"cursor": 0, "limit": 100, **ask})
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    def ids(answer: dict) -> set[str]:
+        return {change["id"] for change in answer["changes"]}
+
+    quiet, full = page(a, echo=False), page(a, echo=True)
+    assert ids(quiet) == {noted, case, theirs}
+    assert ids(full) == {plain, noted, case, theirs} and page(a) == full  # as before
+    assert (quiet["cursor"], quiet["checksum"]) == (full["cursor"], full["checksum"])
+    assert full["checksum"]["count"] == 4
+    assert ids(page(b, echo=False)) == {plain, noted, case}  # its own is b's, not a's
+    with_push = client.post(
+        "/api/v1/sync/push",
+        json={"device_id": a.device_id, "operations": [], "pull": {"cursor": 0, "echo": False}},
+        headers=a.login.headers,
+    ).get_json()["pull"]
+    assert ids(with_push) == ids(quiet)
+
+    head.pull()
+    head.update(plain, findings="一（社区补充）")
+    head.push()
+    assert plain in ids(page(a, echo=False))  # changed by someone else: no longer a's echo
+
+    for wrong in ("false", 0, None, []):
+        answer = a.post("pull", {"cursor": 0, "echo": wrong})
+        assert answer.status_code == 422, wrong

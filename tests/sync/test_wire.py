@@ -162,11 +162,12 @@ def test_oversize_batch_is_refused():
 
 
 def test_protocol_negotiation():
-    assert negotiate([1, 2]) == 2  # the highest both speak
-    assert negotiate([1]) == 1  # an app of protocol 1 is still served
-    assert negotiate([2, 3]) == 2
+    assert negotiate([1, 2, 3]) == 3  # the highest both speak
+    assert negotiate([1, 2]) == 2  # an app of protocol 2 is still served
+    assert negotiate([1]) == 1  # and one of protocol 1
+    assert negotiate([3, 4]) == 3
     with pytest.raises(ProtocolVersionError):
-        negotiate([3, 4])
+        negotiate([4, 5])
 
 
 json_values = st.recursive(
