@@ -14,9 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
+from typing import Any, NamedTuple
 
 from .errors import (
     AuthError,
@@ -31,14 +29,12 @@ from .errors import (
     SyncTimeout,
     ValidationError,
 )
-from .store import Store
+from .store import Store, read_json
 from .transport import Request, Response, Transport
 
 __all__ = ["Api", "Counters"]
 
 GZIP_MIN_BYTES = 4096
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGITS = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
 
 
 @dataclass(slots=True)
@@ -48,6 +44,14 @@ class Counters:
     requests: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+
+
+class Prepared(NamedTuple):
+    """A request built ahead of sending it (:meth:`Api.prepare`), with what it was built of."""
+
+    path: str
+    body: Any
+    request: Request
 
 
 class Api:
@@ -117,9 +121,14 @@ class Api:
                 self.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
-    def start(self, path: str, body: Any) -> Callable[[], Any]:
-        """Send ``body`` to ``path`` now, on a thread of its own; return a function that waits
-        for the answer and gives what :meth:`call` would have.
+    def prepare(self, path: str, body: Any) -> Prepared:
+        """Build a request for :meth:`start` now (encoding and compressing it), to send later."""
+        return Prepared(path, body, self._request(path, body, auth=True, count=False))
+
+    def start(self, path: str | Prepared, body: Any = None) -> Callable[[], Any]:
+        """Send ``body`` to ``path`` (or a request :meth:`prepare` built) now, on a thread of
+        its own; return a function that waits for the answer and gives what :meth:`call` would
+        have.
 
         Only for a request that may be sent twice (every sync request may: pushes carry keys,
         pulls carry cursors): a network error, a timeout, a 5xx or an authentication answer is
@@ -129,7 +138,9 @@ class Api:
         caller's thread; the other thread only carries the request (a store is not shared
         between threads).
         """
-        request = self._request(path, body, auth=True)
+        prepared = path if isinstance(path, Prepared) else self.prepare(path, body)
+        path, body, request = prepared
+        self._count(request)
         outcome: list[Response | BaseException] = []
 
         def send() -> None:
@@ -157,7 +168,7 @@ class Api:
         response = self.transport.handle(self._request(path, body, auth=auth))
         return self._answer(path, response)
 
-    def _request(self, path: str, body: Any, *, auth: bool) -> Request:
+    def _request(self, path: str, body: Any, *, auth: bool, count: bool = True) -> Request:
         if isinstance(body, bytes):
             content = body
         else:
@@ -176,9 +187,14 @@ class Api:
             if not tokens:
                 raise AuthError("not signed in on this device; log in first", code="no_session")
             headers["Authorization"] = f"Bearer {tokens['access']}"
+        request = Request("POST", path, content, headers)
+        if count:
+            self._count(request)
+        return request
+
+    def _count(self, request: Request) -> None:
         self.counters.requests += 1
-        self.counters.bytes_sent += len(content)
-        return Request("POST", path, content, headers)
+        self.counters.bytes_sent += len(request.content)
 
     def _answer(self, path: str, response: Response) -> Any:
         self.counters.bytes_received += response.wire_bytes or len(response.content)
@@ -201,21 +217,10 @@ def _decode(response: Response, path: str) -> Any:
 
 
 def _read(response: Response, path: str) -> tuple[Any, bool]:
-    """The answer's JSON value, exactly as ``json.loads`` reads it, and whether orjson read it.
-
-    orjson reads it when it can give the same value, several times faster: not when the text
-    holds a run of 19 or more digits (orjson turns an integer beyond 64 bits into a float), and
-    not when orjson refuses the text (e.g. ``NaN``, UTF-16, a lone surrogate), which the standard
-    library then reads or refuses as it always did.
-    """
-    content = response.content
-    if _LONG_DIGITS not in content.translate(_DIGITS_AS_ZERO):
-        try:
-            return orjson.loads(content), True
-        except orjson.JSONDecodeError:
-            pass
+    """The answer's JSON value, exactly as ``json.loads`` reads it, and whether orjson read it
+    (:func:`read_json`)."""
     try:
-        return json.loads(content), False
+        return read_json(response.content)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"{path}: the answer is not JSON") from None
 

@@ -36,7 +36,7 @@ from sync import (
 )
 from sync.wire import SCHEMA_VERSION, SUPPORTED_PROTOCOLS
 
-from .api import Api
+from .api import Api, Prepared
 from .errors import ProtocolError, RequestRejected, SyncInProgress, ValidationError
 from .inbox import pull_page
 from .outbox import Outgoing, push_body, push_results
@@ -209,7 +209,9 @@ class SyncPass:
 
         Over a transport that allows it, the next batch is sent as soon as this batch's answer
         shows that none of its operations must be sent again, and travels while the answer is
-        saved. The server still receives the batches one after the other, in order.
+        saved; the batch after it is read and its request built meanwhile, so that it leaves
+        the moment its turn comes. The server still receives the batches one after the other,
+        in order.
 
         Under protocol 2 the last batch also asks for the first pull page, which the server
         reads after committing the push: returned with whether orjson read it, for
@@ -221,6 +223,7 @@ class SyncPass:
         size = max(1, min(max_batch, 500))
         batch = self.store.outgoing(limit=size)
         ahead: Callable[[], Any] | None = None  # the answer to ``batch``, already sent
+        ready: tuple[list[Outgoing], Prepared | None] | None = None  # the batch after ``batch``
         first: tuple[Any, bool] | None = None
         while batch:
             if ahead is None:
@@ -234,10 +237,10 @@ class SyncPass:
             first = None if page is None else (page, self.api.plain_answer)
             following: list[Outgoing] = []
             if self.api.concurrent and not any(map(_sent_again, results)):
-                following = self.store.outgoing(limit=size, after=batch[-1].seq)
-                if following:
-                    body = self._push_body(following, size)
-                    ahead = self.api.start(f"{_API}/push", body)
+                following, request = ready or self._ahead(batch, size)
+                if request is not None:
+                    ahead = self.api.start(request)
+            ready = None
             again = self._apply_results(batch, results)
             done += len(batch) - len(again)
             self.progress("push", done, total)
@@ -250,8 +253,17 @@ class SyncPass:
                     size = max(1, min(hello.max_batch, 500))  # and its limits are current
                 else:
                     self.restamp([entry.operation() for entry in again])
+            elif ahead is not None:  # what follows the batch on its way, built while it travels
+                ready = self._ahead(following, size)
             batch = following if ahead is not None else self.store.outgoing(limit=size)
         return first
+
+    def _ahead(self, batch: list[Outgoing], size: int) -> tuple[list[Outgoing], Prepared | None]:
+        """The batch after ``batch`` and its request, built to be sent later (None: none)."""
+        following = self.store.outgoing(limit=size, after=batch[-1].seq)
+        if not following:
+            return following, None
+        return following, self.api.prepare(f"{_API}/push", self._push_body(following, size))
 
     def _push_body(self, batch: list[Outgoing], size: int) -> bytes:
         """A batch's body; under protocol 2 the last batch of the outbox also asks for the
