@@ -11,6 +11,7 @@ connections idle for a while are tested before use (a restarted server), the oth
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,7 +127,49 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN" if _deferred.get() else "BEGIN IMMEDIATE")
+        if _deferred.get():
+            connection.exec_driver_sql("BEGIN")
+        else:
+            begin_immediate(connection.connection.dbapi_connection, busy_timeout_ms)
+
+
+_WAIT_STEP_S = 0.0005
+
+
+def begin_immediate(dbapi_connection: Any, busy_timeout_ms: int) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock at most ``busy_timeout_ms``.
+
+    SQLite's own wait for a busy database sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries,
+    so a writer that starts waiting just as another takes the lock for 20 ms wakes about 13 ms
+    after the lock is free: with several workers pushing at once, the database stood idle
+    about half the time. Here the lock is tried every half millisecond (a failed try costs a
+    few microseconds), with SQLite's own wait off meanwhile (it is set back to
+    ``busy_timeout_ms``, the engine's setting, for every other statement); past the deadline,
+    the last "database is locked" is the caller's error.
+    """
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = None
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + busy_timeout_ms / 1000
+                elif now >= deadline:
+                    raise
+            time.sleep(_WAIT_STEP_S)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_BUSY if code is not None else "locked" in str(exc)
 
 
 _deferred: ContextVar[bool] = ContextVar("linli_deferred_begin", default=False)
