@@ -22,6 +22,7 @@ from sync import DELETED, HLC, DeadlineRules, HybridClock, Operation, OpKind, va
 from sync.workflow import Allowed, CaseState, allowed_actions, apply_transition, decide
 
 from .errors import IllegalTransition, RecordNotFound, ValidationError
+from .ids import record_id as new_record_id
 from .store import Store
 
 __all__ = ["NOTE_MAX", "Records"]
@@ -105,7 +106,7 @@ class Records:
     def _create(self, record_type: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         clean = {k: v for k, v in fields.items() if v is not None}
         values = _validated(record_type, clean, partial=False)
-        record_id = str(uuid.uuid4())
+        record_id = new_record_id()  # time-ordered: kind to the server's indexes
         self._write(OpKind.CREATE, record_type, record_id, fields=values)
         return self.get(record_id)
 

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 from fixtures import iter_records
+from sync.ids import uuid7_at
 
 __all__ = ["gzip_floor", "raw_sqlite_rate", "visit_fields", "visits"]
 
@@ -55,11 +56,16 @@ def visit_fields(rng: random.Random, grid_code: str) -> dict[str, Any]:
     }
 
 
+_EPOCH_MS = 1_795_000_000_000  # the made-up moment the synthetic records were made
+
+
 def visits(count: int, grid_code: str, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``count`` (record id, fields) pairs of visits in ``grid_code``, fixed by ``seed``."""
+    """``count`` (record id, fields) pairs of visits in ``grid_code``, fixed by ``seed``; the
+    ids are time-ordered as the SDK makes them (``sync.ids``), one millisecond apart."""
     rng = random.Random(f"linli-bench:{seed}:{grid_code}")
-    for _ in range(count):
-        yield str(uuid.UUID(int=rng.getrandbits(128), version=4)), visit_fields(rng, grid_code)
+    for n in range(count):
+        rid = str(uuid7_at(_EPOCH_MS + n, rng.randbytes(10)))
+        yield rid, visit_fields(rng, grid_code)
 
 
 def _rows(records: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
