@@ -226,6 +226,10 @@ class SyncPass:
         ready: tuple[list[Outgoing], Prepared | None] | None = None  # the batch after ``batch``
         first: tuple[Any, bool] | None = None
         while batch:
+            if ahead is None and self.api.concurrent and len(batch) == size:
+                # More may follow: send this one, and build the next while it travels.
+                ahead = self.api.start(f"{_API}/push", self._push_body(batch, size))
+                ready = self._ahead(batch, size)
             if ahead is None:
                 answer = self.api.call(f"{_API}/push", self._push_body(batch, size))
             else:
