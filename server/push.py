@@ -32,7 +32,6 @@ from server.scope import Scope
 from server.store import CREATED, Created, RecordBatch, StoredRecord, prepare_create
 from sync import (
     DELETED,
-    HLC,
     TRANSIENT_REASONS,
     MalformedOperation,
     MergeResult,
@@ -118,6 +117,7 @@ class _Checked:
     canonical: str  # the stored payload; the digest covers it
     digest: str
     invalid: str | None  # why its fields (or note) are invalid, if they are
+    wall: int  # its clock's wall time (ms)
     created: Created | None = None  # a valid create: its outcome and row, if no record exists
 
 
@@ -134,7 +134,9 @@ def _prepare(
         canonical = op.canonical(jsontext.canonical)
         invalid = _invalid(op, codes)
         created = prepare_create(op) if invalid is None and op.kind is OpKind.CREATE else None
-        prepared.append(_Checked(op, canonical, op.digest(canonical), invalid, created))
+        # A decoded operation's clock is well formed: 13 digits of wall time first.
+        wall = int(op.hlc[:13])
+        prepared.append(_Checked(op, canonical, op.digest(canonical), invalid, wall, created))
     return prepared
 
 
@@ -199,7 +201,10 @@ class _Pusher:
 
     def run(self, prepared: list[_Checked | MalformedOperation]) -> list[OpResult]:
         ops = [c.op for c in prepared if isinstance(c, _Checked)]
-        self.prior = _receipts(self.device.id, sorted({o.seq for o in ops}))
+        seqs = {o.seq for o in ops}
+        self.prior = _receipts(self.device.id, sorted(seqs))
+        # A key sent twice in one batch is answered from the first one's receipt (kept below).
+        self.repeated = len(seqs) < len(ops)
         self.batch.load(o.record_id for o in ops)
         self.valid_grids = _grids(
             {
@@ -258,6 +263,8 @@ class _Pusher:
     def keep(self, checked: _Checked, result: MergeResult) -> None:
         op = checked.op
         self.batch.receipt(op, result, canonical=checked.canonical, digest=checked.digest)
+        if not self.repeated:
+            return
         self.prior[op.seq] = Receipt(
             op.key,
             checked.digest,
@@ -270,7 +277,7 @@ class _Pusher:
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op
-        if HLC.parse(op.hlc).wall > self.now_ms + self.max_ahead_ms:
+        if checked.wall > self.now_ms + self.max_ahead_ms:
             raise _Refusal(
                 Reason.CLOCK_AHEAD,
                 "the device clock is ahead of the server's; "
