@@ -65,7 +65,7 @@ class _Refusal(Exception):
 
 _OP = SyncOp.__table__
 # Plain rows, not ORM entities (about half the CPU for the same SQL); built once.
-_RECEIPTS = select(
+_RECEIPT_COLUMNS = select(
     _OP.c.device_id,
     _OP.c.seq,
     _OP.c.record_id,
@@ -74,24 +74,43 @@ _RECEIPTS = select(
     _OP.c.version,
     _OP.c.reason,
     _OP.c.conflicts,
-).where(_OP.c.device_id == bindparam("device_id"), _OP.c.seq.in_(bindparam("seqs", expanding=True)))
+).where(_OP.c.device_id == bindparam("device_id"))
+_RECEIPTS = _RECEIPT_COLUMNS.where(_OP.c.seq.in_(bindparam("seqs", expanding=True)))
+_RECEIPT_RANGE = _RECEIPT_COLUMNS.where(_OP.c.seq.between(bindparam("lo"), bindparam("hi")))
 
 
 def _receipts(device_id: str, seqs: list[int]) -> dict[int, Receipt]:
+    """The receipts of ``seqs`` (sorted) of the device. A batch's keys are nearly always a
+    run of consecutive numbers: those are read as one range of the primary key (an IN list of
+    500 numbers cost PostgreSQL about 4 ms to parse and plan); scattered ones by IN lists."""
     found: dict[int, Receipt] = {}
+    if not seqs:
+        return found
     conn = db.session.connection()
-    for start in range(0, len(seqs), 500):
-        rows = conn.execute(_RECEIPTS, {"device_id": device_id, "seqs": seqs[start : start + 500]})
-        for r in rows:
-            found[r.seq] = Receipt(
-                f"{r.device_id}:{r.seq}",
-                r.digest,
-                Outcome(r.outcome),
-                r.record_id,
-                r.version,
-                r.reason,
-                tuple(r.conflicts.split(",")) if r.conflicts else (),
+    if seqs[-1] - seqs[0] < 2 * len(seqs):
+        wanted = set(seqs)
+        rows = conn.execute(
+            _RECEIPT_RANGE, {"device_id": device_id, "lo": seqs[0], "hi": seqs[-1]}
+        ).all()
+        rows = [r for r in rows if r.seq in wanted]
+    else:
+        rows = [
+            r
+            for start in range(0, len(seqs), 500)
+            for r in conn.execute(
+                _RECEIPTS, {"device_id": device_id, "seqs": seqs[start : start + 500]}
             )
+        ]
+    for r in rows:
+        found[r.seq] = Receipt(
+            f"{r.device_id}:{r.seq}",
+            r.digest,
+            Outcome(r.outcome),
+            r.record_id,
+            r.version,
+            r.reason,
+            tuple(r.conflicts.split(",")) if r.conflicts else (),
+        )
     return found
 
 

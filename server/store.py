@@ -21,7 +21,19 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -46,7 +58,7 @@ _RECORD, _COUNTER = Record.__table__, SyncCounter.__table__
 # Core statements built once, run on the session's connection: through the ORM (an ORM-enabled
 # UPDATE, an ORM select of columns) each cost about twice the CPU for the same SQL.
 _LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-_LOAD = select(
+_LOAD_COLUMNS = select(
     _RECORD.c.id,
     _RECORD.c.state,
     _RECORD.c.data,
@@ -56,7 +68,11 @@ _LOAD = select(
     _RECORD.c.author_id,
     _RECORD.c.device_id,
     _RECORD.c.created_at,
-).where(_RECORD.c.id.in_(bindparam("ids", expanding=True)))
+)
+_LOAD = _LOAD_COLUMNS.where(_RECORD.c.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: the ids as one array parameter (an IN list of 500 cost about 3 ms to parse and
+# plan, for a batch of creates that finds nothing).
+_LOAD_ANY = _LOAD_COLUMNS.where(_RECORD.c.id == any_(bindparam("ids", type_=ARRAY(String(36)))))
 _ALLOCATE = (
     update(_COUNTER)
     .where(_COUNTER.c.name == bindparam("b_name"))
@@ -204,8 +220,9 @@ class RecordBatch:
     def load(self, ids: Iterable[str]) -> dict[str, StoredRecord]:
         wanted = [i for i in set(ids) if i not in self.records]
         conn = self.session.connection()
+        statement = _LOAD_ANY if conn.dialect.name == "postgresql" else _LOAD
         for start in range(0, len(wanted), 500):
-            rows = conn.execute(_LOAD, {"ids": wanted[start : start + 500]})
+            rows = conn.execute(statement, {"ids": wanted[start : start + 500]})
             for row in rows:
                 self.records[row.id] = StoredRecord(
                     stored_state(row.state, row.data),

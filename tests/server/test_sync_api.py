@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 
 import pytest
 
+from sync import OpKind
 from tests.conftest import GRID_1, GRID_2
 from tests.server.devices import ApiDevice
 
@@ -559,3 +561,21 @@ def test_a_pull_may_leave_out_the_devices_own_unchanged_creates(devices, client)
     for wrong in ("false", 0, None, []):
         answer = a.post("pull", {"cursor": 0, "echo": wrong})
         assert answer.status_code == 422, wrong
+
+
+def test_replays_are_found_by_key_whether_the_keys_are_a_run_or_scattered(devices):
+    """A batch's receipts are read as one range of keys when they are nearly consecutive and
+    by key lists when scattered; either way only the batch's own keys are answered as
+    replays, and a new key among them is applied."""
+    a = devices["a"]
+    rids = [a.create("visit", findings=f"第{n}户") for n in range(6)]
+    first = a.push()
+    assert [r["status"] for r in first] == ["applied"] * 6
+    sent = {op.seq: op for op in a.acked}
+    run = [sent[2], sent[5]]  # 2..5 read as a range: 3 and 4 are in it but not asked for
+    assert [r["status"] for r in a.push(run)] == ["duplicate", "duplicate"]
+    late = a.op(OpKind.UPDATE, "visit", rids[0], base=1, fields={"findings": "复访"}, queue=False)
+    far = replace(late, seq=10_000)
+    answers = a.push([sent[1], far])  # 1 and 10,000: scattered, read by key lists
+    assert [r["status"] for r in answers] == ["duplicate", "applied"]
+    assert answers[0]["version"] == first[0]["version"] and answers[1]["version"] == 2
