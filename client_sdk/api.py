@@ -140,6 +140,7 @@ class Api:
         """
         prepared = path if isinstance(path, Prepared) else self.prepare(path, body)
         path, body, request = prepared
+        self._authorize(request.headers)  # the token now, not when it was built
         self._count(request)
         outcome: list[Response | BaseException] = []
 
@@ -183,14 +184,17 @@ class Api:
             content = gzip.compress(content, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
         if auth:
-            tokens = self.store.get("tokens")
-            if not tokens:
-                raise AuthError("not signed in on this device; log in first", code="no_session")
-            headers["Authorization"] = f"Bearer {tokens['access']}"
+            self._authorize(headers)
         request = Request("POST", path, content, headers)
         if count:
             self._count(request)
         return request
+
+    def _authorize(self, headers: dict[str, str]) -> None:
+        tokens = self.store.get("tokens")
+        if not tokens:
+            raise AuthError("not signed in on this device; log in first", code="no_session")
+        headers["Authorization"] = f"Bearer {tokens['access']}"
 
     def _count(self, request: Request) -> None:
         self.counters.requests += 1

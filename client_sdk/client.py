@@ -119,7 +119,10 @@ class Client(Records):
             raise ClientError(f"this database belongs to device {stored}", code="device_mismatch")
         if not stored:
             stored = wanted or str(uuid.uuid4())
-            self.store.set(device_id=stored)
+            # A device id made here has no records anywhere but in this store: pulls may leave
+            # out its own creates at once (protocol 3). One adopted from elsewhere may have
+            # some on the server only: they are left out after a first pull of everything.
+            self.store.set(device_id=stored, own_creates_held=wanted is None)
         return str(stored)
 
     def close(self) -> None:

@@ -282,13 +282,21 @@ class SyncPass:
         max_page = self.hello.max_page
         limit = max_page if self.page_size is None else min(self.page_size, max_page)
         token = self.store.get("scope", {}).get("token")
-        return PullRequest(cursor, limit, token, echo=not self._own_creates).to_dict()
+        return PullRequest(cursor, limit, token, echo=not self._leave_out_own).to_dict()
 
     @property
     def _own_creates(self) -> bool:
         """Protocol 3: the device stores its own creates as the server holds them when they
         are acknowledged, and asks pulls to leave them out (``echo: false``)."""
         return self.hello is not None and self.hello.protocol_version >= 3
+
+    @property
+    def _leave_out_own(self) -> bool:
+        """Whether pulls ask to leave out the device's own unchanged creates: under protocol 3,
+        once the store holds every one of them — a store that made its device id, or one that
+        has since completed a pull that sent everything (a device id adopted from elsewhere, a
+        store from before protocol 3)."""
+        return self._own_creates and bool(self.store.get("own_creates_held", False))
 
     def pull(
         self,
@@ -305,7 +313,7 @@ class SyncPass:
         read it), asked for at the stored cursor. ``echo``: whether the device's own unchanged
         creates are sent too (by default, only where the protocol cannot leave them out).
         """
-        echo = not self._own_creates if echo is None else echo
+        echo = not self._leave_out_own if echo is None else echo
         cursor = self.store.get("cursor", 0) if cursor is None else cursor
         acked_mark = self.store.max_acked()
         pulled = 0
@@ -325,6 +333,8 @@ class SyncPass:
             read = partial(pull_page, plain=self.api.plain_answer if plain is None else plain)
             page = _decoded(read, answer, "pull answer")
             scope = page.scope.to_dict()
+            if page.reset:  # the scope starts over, everything sent (the server does so too)
+                echo = True
             if page.has_more and self.api.concurrent:
                 # The next request is what it would be once this page is saved (its cursor and
                 # scope): send it now, so that the server prepares it while this page is saved.
@@ -346,6 +356,8 @@ class SyncPass:
             self.progress("pull", pulled, None if page.has_more else pulled)
             cursor = page.cursor
             if not page.has_more:
+                if echo and not self.store.get("own_creates_held", False):
+                    self.store.set(own_creates_held=True)  # everything in scope has come
                 return page.checksum
 
     def verify(self, checksum: Any, max_page: int) -> None:

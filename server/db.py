@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
@@ -129,8 +129,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Any) -> None:
         if _deferred.get():
             connection.exec_driver_sql("BEGIN")
-        else:
+            return
+        try:
             begin_immediate(connection.connection.dbapi_connection, busy_timeout_ms)
+        except sqlite3.Error as exc:
+            # Raised as SQLAlchemy raises a statement's error (this hook runs outside its
+            # wrapping): "database is locked" is then a 503 "busy" like any other.
+            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
 
 
 _WAIT_STEP_S = 0.0005
@@ -168,8 +173,9 @@ def begin_immediate(dbapi_connection: Any, busy_timeout_ms: int) -> None:
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY, or one of its extended codes (a WAL recovery, a stale snapshot)."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return code == sqlite3.SQLITE_BUSY if code is not None else "locked" in str(exc)
+    return (code & 0xFF) == sqlite3.SQLITE_BUSY if code is not None else "locked" in str(exc)
 
 
 _deferred: ContextVar[bool] = ContextVar("linli_deferred_begin", default=False)

@@ -97,12 +97,14 @@ def _statements(prefixes: tuple[str, ...], echo: bool = True) -> tuple[Any, Any,
 
 def _page(request: PullRequest, scope: Scope, device_id: str) -> tuple[bytes, bool]:
     conn = db.session.connection()
-    totals, page_rows, moved_since = _statements(scope.prefixes, request.echo)
+    reset = request.scope_token is not None and request.scope_token != scope.token
+    # A page that starts the scope over sends everything: a device purges what left its old
+    # scope, its own creates included, and must get them back if they are in the new one.
+    totals, page_rows, moved_since = _statements(scope.prefixes, request.echo or reset)
     # The counter and the scope's checksum in one round trip. The checksum is sent only with
     # the last page, but it costs the number of grids in scope, less than a second statement.
     top, count, total = conn.execute(totals).one()
     top = top or 0
-    reset = request.scope_token is not None and request.scope_token != scope.token
     cursor = 0 if reset else min(request.cursor, top)
     rows = conn.execute(
         page_rows,

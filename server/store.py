@@ -340,6 +340,7 @@ class RecordBatch:
 
     def touch(self, rec: StoredRecord) -> None:
         """Mark ``rec`` changed without a merge (review decisions, moves)."""
+        rec.state  # noqa: B018 - a new record's state is built before its texts are dropped
         rec.dirty, rec.created = True, None
 
     def next_server_seq(self) -> int:
@@ -513,7 +514,12 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     """
     dialect = conn.dialect
     if dialect.name not in ("sqlite", "postgresql"):
-        conn.execute(table.insert(), rows)
+        # Through Core, whose JSON type encodes values itself: texts encoded already go back.
+        decoded = [
+            {k: jsontext.loads(v) if v.__class__ is JSONText else v for k, v in row.items()}
+            for row in rows
+        ]
+        conn.execute(table.insert(), decoded)
         return
     names = list(rows[0])
     binds: list[tuple[int, Any, dict[Any, Any] | None]] = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from client_sdk import Client
 
-from .conftest import GRID_1, id_number
+from .conftest import GRID_1, GRID_2, id_number
 
 
 def _held(device: Client) -> dict[str, dict[str, Any]]:
@@ -97,3 +97,47 @@ def test_a_lost_copy_is_restored_by_the_checksum(make_user, make_device):
     assert report.resynced is True and report.checksum_ok is True
     assert set(_held(device)) == {kept["id"], lost["id"]}
     assert device.get(lost["id"])["fields"]["findings"] == "二"
+
+
+def _set_grids(app, user, grids):
+    from server import accounts
+    from server.extensions import db
+
+    with app.app_context():
+        accounts.set_grids("test", user.id, grids)
+        db.session.commit()
+
+
+def test_a_grid_taken_away_and_given_back_brings_its_own_creates_back(app, make_user, make_device):
+    """The reset that takes a grid away purges the device's records in it, its own creates
+    too; the reset that gives it back sends everything (the server ignores ``echo: false`` on
+    a page that starts over, and the device asks for everything for the rest of that pull)."""
+    user = make_user(grids=[GRID_1, GRID_2])
+    device = make_device(user, "a", page_size=2)
+    mine = {device.record_visit(grid_code=GRID_2, findings=f"第{n}户")["id"] for n in range(3)}
+    assert device.sync().checksum_ok is True
+    _set_grids(app, user, [GRID_1])
+    device.sync()
+    assert not mine & set(_held(device))
+    _set_grids(app, user, [GRID_1, GRID_2])
+    report = device.sync()
+    assert (report.pulled, report.resynced, report.checksum_ok) == (3, False, True)
+    assert mine <= set(_held(device))
+
+
+def test_a_device_id_adopted_on_a_fresh_store_gets_its_creates_first(
+    app, make_user, make_device, tmp_path
+):
+    """A store that did not make its device id may lack that device's creates (a tablet
+    wiped and set up again under the same id): its first pull asks for everything, later ones
+    leave its own creates out."""
+    user = make_user(grids=[GRID_1])
+    first = make_device(user, "first")
+    made = {first.record_visit(grid_code=GRID_1, findings=f"第{n}户")["id"] for n in range(2)}
+    first.sync()
+    again = make_device(user, "again", device_id=first.device_id)
+    assert again.store.get("own_creates_held") is False
+    report = again.sync()
+    assert (report.pulled, report.resynced, report.checksum_ok) == (2, False, True)
+    assert set(_held(again)) == made and again.store.get("own_creates_held") is True
+    assert first.store.get("own_creates_held") is True  # it made its id

@@ -117,3 +117,17 @@ def test_a_record_changed_after_its_create_is_written_from_its_state(app: Flask)
             assert envelope["review"] == {"status": "returned"}
         finally:
             db.session.rollback()
+
+
+def test_a_new_record_touched_in_its_batch_is_written_from_its_state(app: Flask) -> None:
+    op = _create({"grid_code": "990101001001001", "findings": "新建"})
+    with app.app_context():
+        batch = RecordBatch(db.session, 15)
+        try:
+            rec = batch.create(op, prepare_create(op))
+            batch.touch(rec)  # e.g. a review decision in the same batch
+            assert rec.created is None and rec.id == op.record_id and rec.version == 1
+            row = batch._row(rec, 44)
+            assert row["echo_of"] is None and row["data"] == dict(op.fields)
+        finally:
+            db.session.rollback()

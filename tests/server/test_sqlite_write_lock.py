@@ -59,3 +59,44 @@ def test_a_writer_gives_up_at_its_deadline(tmp_path: Path) -> None:
     holder.execute("ROLLBACK")
     begin_immediate(waiter, 100)  # free now: taken at once
     assert waiter.in_transaction
+
+
+class _Locked(sqlite3.OperationalError):
+    def __init__(self, code: int) -> None:
+        super().__init__("database is locked")
+        self.sqlite_errorcode = code
+
+
+def test_the_extended_busy_codes_are_waited_for_too() -> None:
+    from server.db import _busy
+
+    assert _busy(_Locked(5)) and _busy(_Locked(261)) and _busy(_Locked(517))  # BUSY_RECOVERY…
+    assert not _busy(_Locked(2067))  # a unique constraint: not a wait
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    return {"SQLITE_BUSY_TIMEOUT_MS": 100}
+
+
+def test_a_push_that_cannot_get_the_lock_in_time_is_503_busy(
+    app, client, make_user, login, tmp_path: Path
+) -> None:
+    from tests.conftest import GRID_1
+    from tests.server.devices import ApiDevice
+
+    device = ApiDevice(client, login(make_user("grid_worker", grids=[GRID_1])))
+    rid = device.create("visit", findings="等锁")
+    body = {"device_id": device.device_id, "operations": [o.to_dict() for o in device.outbox]}
+    holder = sqlite3.connect(tmp_path / "linli.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        answer = device.post("push", body)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503 and answer.get_json()["code"] == "busy"
+    assert answer.headers["Retry-After"] == "1"
+    device.push()  # the same operation again, the lock free: applied once
+    device.pull()
+    assert rid in device.snapshots

@@ -522,7 +522,8 @@ def test_a_page_answered_with_a_push_uses_the_scope_read_under_the_write_lock(
 def test_a_pull_may_leave_out_the_devices_own_unchanged_creates(devices, client):
     """Protocol 3, ``echo: false``: records that are still the asking device's own create are
     left out — not another device's, not one the same push changed again, not one changed
-    since by anyone — and the cursor and checksum are those of the full page."""
+    since by anyone — passed over as if sent (the cursor moves past them, the checksum counts
+    them), and a page that starts the scope over sends them all the same."""
     a, b, head = devices["a"], devices["b"], devices["head"]
     plain = a.create("visit", findings="一")
     noted = a.create("visit", findings="二")
@@ -557,6 +558,12 @@ def test_a_pull_may_leave_out_the_devices_own_unchanged_creates(devices, client)
     head.update(plain, findings="一（社区补充）")
     head.push()
     assert plain in ids(page(a, echo=False))  # changed by someone else: no longer a's echo
+
+    fresh = a.create("visit", findings="四")
+    a.push()
+    assert fresh not in ids(page(a, echo=False))
+    restart = page(a, echo=False, scope_token="a-scope-it-no-longer-has")
+    assert restart["reset"] is True and fresh in ids(restart) and len(ids(restart)) == 5
 
     for wrong in ("false", 0, None, []):
         answer = a.post("pull", {"cursor": 0, "echo": wrong})
