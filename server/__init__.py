@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             configure_engine(
                 engine,
                 busy_timeout_ms=app.config["SQLITE_BUSY_TIMEOUT_MS"],
+                wal_autocheckpoint=app.config["SQLITE_WAL_AUTOCHECKPOINT"],
                 idle_ping_s=app.config["DB_IDLE_PING_S"],
             )
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))

@@ -67,14 +67,18 @@ IDLE_PING_S = 10.0  # a pooled server connection idle longer than this is tested
 
 
 def configure_engine(
-    engine: Engine, *, busy_timeout_ms: int = 5000, idle_ping_s: float = IDLE_PING_S
+    engine: Engine,
+    *,
+    busy_timeout_ms: int = 5000,
+    wal_autocheckpoint: int = 1000,
+    idle_ping_s: float = IDLE_PING_S,
 ) -> None:
     """Attach the dialect-specific connection setup to ``engine`` (idempotent per engine)."""
     if getattr(engine, "_linli_configured", False):
         return
     engine._linli_configured = True  # type: ignore[attr-defined]
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, busy_timeout_ms)
+        _configure_sqlite(engine, busy_timeout_ms, wal_autocheckpoint)
     else:
         _ping_when_idle(engine, idle_ping_s)
 
@@ -111,7 +115,7 @@ def _ping_when_idle(engine: Engine, idle_s: float) -> None:
             raise
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, wal_autocheckpoint: int) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -123,6 +127,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

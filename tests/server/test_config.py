@@ -61,6 +61,7 @@ def test_sqlite_pragmas(app):
         assert pragma("foreign_keys") == 1
         assert pragma("busy_timeout") == 30000
         assert pragma("synchronous") == 2  # FULL
+        assert pragma("wal_autocheckpoint") == 10000  # SQLITE_WAL_AUTOCHECKPOINT
 
 
 def test_every_transaction_begins_immediate(app, tmp_path):
