@@ -5,6 +5,8 @@ the general path writes it (``echo_of`` cleared)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -50,6 +52,16 @@ def _create(fields: dict[str, Any], seq: int = 1) -> Operation:
     )
 
 
+@contextmanager
+def _batch(app: Flask) -> Iterator[RecordBatch]:
+    """A record batch in a transaction that is rolled back: rows are built, never written."""
+    with app.app_context():
+        try:
+            yield RecordBatch(db.session, 15)
+        finally:
+            db.session.rollback()
+
+
 def _general_row(batch: RecordBatch, op: Operation) -> dict[str, Any]:
     rec = batch.apply(None, op, merge(None, op), grid_code=op.fields["grid_code"])
     assert rec is not None and rec.created is None
@@ -72,62 +84,49 @@ def _prepared_row(batch: RecordBatch, op: Operation) -> dict[str, Any]:
 @given(fields=_fields)
 def test_the_prepared_row_is_the_general_row(app: Flask, fields: dict[str, Any]) -> None:
     op = _create(fields)
-    with app.app_context():
-        batch = RecordBatch(db.session, 15)
-        try:
-            prepared, general = _prepared_row(batch, op), _general_row(batch, op)
-            # The one difference: only a create nothing else changed is the device's echo.
-            assert prepared.pop("echo_of") == op.device_id and general.pop("echo_of") is None
-            assert prepared == general
-            created = prepare_create(op)
-            assert created.merged() == merge(None, op).state
-        finally:
-            db.session.rollback()
+    with _batch(app) as batch:
+        prepared, general = _prepared_row(batch, op), _general_row(batch, op)
+        # The one difference: only a create nothing else changed is the device's echo.
+        assert prepared.pop("echo_of") == op.device_id and general.pop("echo_of") is None
+        assert prepared == general
+        assert prepare_create(op).merged() == merge(None, op).state
 
 
 def test_a_record_changed_after_its_create_is_written_from_its_state(app: Flask) -> None:
     op = _create({"grid_code": "990101001001001", "findings": "first"})
-    with app.app_context():
-        batch = RecordBatch(db.session, 15)
-        try:
-            rec = batch.create(op, prepare_create(op))
-            assert rec.id == op.record_id and rec.version == 1
-            assert rec._state is None  # nothing has asked for the state yet
-            later = Operation(
-                "dev-prepared",
-                2,
-                OpKind.UPDATE,
-                "visit",
-                op.record_id,
-                1,
-                str(_CLOCK.now()),
-                "15",
-                fields={"findings": "second"},
-            )
-            batch.apply(rec, later, merge(rec.state, later))
-            assert rec.created is None and rec.version == 2
-            row = batch._row(rec, 42)
-            assert row["version"] == 2 and row["data"]["findings"] == "second"
-            assert row["echo_of"] is None
+    with _batch(app) as batch:
+        rec = batch.create(op, prepare_create(op))
+        assert rec.id == op.record_id and rec.version == 1
+        assert rec._state is None  # nothing has asked for the state yet
+        later = Operation(
+            "dev-prepared",
+            2,
+            OpKind.UPDATE,
+            "visit",
+            op.record_id,
+            1,
+            str(_CLOCK.now()),
+            "15",
+            fields={"findings": "second"},
+        )
+        batch.apply(rec, later, merge(rec.state, later))
+        assert rec.created is None and rec.version == 2
+        row = batch._row(rec, 42)
+        assert row["version"] == 2 and row["data"]["findings"] == "second"
+        assert row["echo_of"] is None
 
-            batch.records.clear()
-            reviewed = batch.create(op, prepare_create(op))
-            reviewed.review = {"status": "returned"}
-            envelope = jsontext.loads(batch._row(reviewed, 43)["envelope"])
-            assert envelope["review"] == {"status": "returned"}
-        finally:
-            db.session.rollback()
+        batch.records.clear()
+        reviewed = batch.create(op, prepare_create(op))
+        reviewed.review = {"status": "returned"}
+        envelope = jsontext.loads(batch._row(reviewed, 43)["envelope"])
+        assert envelope["review"] == {"status": "returned"}
 
 
 def test_a_new_record_touched_in_its_batch_is_written_from_its_state(app: Flask) -> None:
     op = _create({"grid_code": "990101001001001", "findings": "新建"})
-    with app.app_context():
-        batch = RecordBatch(db.session, 15)
-        try:
-            rec = batch.create(op, prepare_create(op))
-            batch.touch(rec)  # e.g. a review decision in the same batch
-            assert rec.created is None and rec.id == op.record_id and rec.version == 1
-            row = batch._row(rec, 44)
-            assert row["echo_of"] is None and row["data"] == dict(op.fields)
-        finally:
-            db.session.rollback()
+    with _batch(app) as batch:
+        rec = batch.create(op, prepare_create(op))
+        batch.touch(rec)  # e.g. a review decision in the same batch
+        assert rec.created is None and rec.id == op.record_id and rec.version == 1
+        row = batch._row(rec, 44)
+        assert row["echo_of"] is None and row["data"] == dict(op.fields)
