@@ -30,6 +30,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -594,6 +595,53 @@ class Store:
             "UPDATE outbox SET state = 'rejected', reason = ?, message = ? WHERE seq = ?",
             [(reason, message, op.seq) for op, reason, message in rejects],
         )
+
+    @_storage
+    def mark_sent(self, seq: int) -> None:
+        """Before operations up to ``seq`` are sent: remember that every pending operation up to
+        the highest one now (one write per pass, not per batch) may have reached the server."""
+        if seq <= self._sent_mark(self.db.conn):
+            return
+        with self.tx() as conn:
+            top = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
+            self.put(conn, "sent_mark", max(seq, top))
+
+    @staticmethod
+    def _sent_mark(conn: sqlite3.Connection) -> int:
+        """The highest sequence number this store may have sent. A store from before it was
+        kept counts every number it gave out as possibly sent."""
+        mark = Store._meta(conn, "sent_mark", None)
+        return Store._meta(conn, "next_seq", 1) - 1 if mark is None else mark
+
+    @_storage
+    def make_room(self, last_seq: int) -> int:
+        """The server holds operations up to ``last_seq`` under this store's device id. Numbers
+        above what this store may have sent were used by another store of the same device id
+        (one wiped and set up again with it): this store's operations never sent are numbered
+        again above ``last_seq``, in their order, so that none is refused as a reused key, and
+        new ones follow. Returns how many were numbered again.
+
+        Only never-sent operations change keys: one that may have reached the server keeps its
+        key, so that sending it again stays a replay."""
+        with self.tx() as conn:
+            sent = self._sent_mark(conn)
+            if last_seq <= sent:
+                return 0
+            shift = last_seq - sent  # every never-sent number moves above last_seq
+            rows = conn.execute(
+                "SELECT seq, CAST(op AS BLOB) FROM outbox WHERE seq > ? ORDER BY seq DESC",
+                [sent],
+            ).fetchall()
+            for seq, wire in rows:  # from the top: a new number is never one still in use
+                op = Operation.from_dict(json.loads(wire))
+                conn.execute(
+                    "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?",
+                    [seq + shift, _encode(replace(op, seq=seq + shift).to_dict()), seq],
+                )
+            next_seq = self._meta(conn, "next_seq", 1)
+            self.put(conn, "next_seq", max(next_seq + shift, last_seq + 1))
+            self.put(conn, "sent_mark", sent)
+        return len(rows)
 
     @staticmethod
     def replace_op(conn: sqlite3.Connection, op: Operation) -> None:

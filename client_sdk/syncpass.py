@@ -65,6 +65,7 @@ class SyncReport:
     bytes_received: int = 0
     duration: float = 0.0
     restamped: int = 0
+    renumbered: int = 0  # never-sent operations given keys above another store's (§3)
     resynced: bool = False
     checksum_ok: bool | None = None
 
@@ -199,6 +200,9 @@ class SyncPass:
                 [op for op in self.store.pending() if _wall(op.hlc) > limit],
                 reset=last is not None and _wall(last) > limit,
             )
+        if hello.last_seq:
+            # Keys the server holds beyond what this store sent: another store used the id.
+            self.report.renumbered += self.store.make_room(hello.last_seq)
         self.progress("handshake", 1, 1)
         self.hello, self.shook_at = hello, time.monotonic()
         self._speak(hello)
@@ -272,6 +276,7 @@ class SyncPass:
     def _push_body(self, batch: list[Outgoing], size: int) -> bytes:
         """A batch's body; under protocol 2 the last batch of the outbox also asks for the
         first pull page (one request less: an everyday sync is a single request)."""
+        self.store.mark_sent(batch[-1].seq)  # before it may leave (make_room keeps its keys)
         last = len(batch) < size or not self.store.outgoing(limit=1, after=batch[-1].seq)
         if not last or self.hello is None or self.hello.protocol_version < 2:
             return push_body(self.device_id, batch)

@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from server import audit, jsontext
@@ -49,7 +49,7 @@ from sync import (
 )
 from sync.workflow import Refused, decide
 
-__all__ = ["push"]
+__all__ = ["last_seq", "push"]
 
 _NOTE_MAX = 4000
 
@@ -112,6 +112,15 @@ def _receipts(device_id: str, seqs: list[int]) -> dict[int, Receipt]:
             tuple(r.conflicts.split(",")) if r.conflicts else (),
         )
     return found
+
+
+_LAST_SEQ = select(func.max(_OP.c.seq)).where(_OP.c.device_id == bindparam("device_id"))
+
+
+def last_seq(device_id: str) -> int:
+    """The highest sequence number of an operation received from ``device_id`` (0: none); one
+    step down the receipts' primary key."""
+    return db.session.connection().execute(_LAST_SEQ, {"device_id": device_id}).scalar() or 0
 
 
 def _grids(codes: set[str]) -> set[str]:

@@ -158,6 +158,12 @@ class HandshakeResultSchema(ma.Schema):
     max_batch = fields.Integer()
     max_page = fields.Integer()
     scope = fields.Nested(ScopeInfoSchema)
+    last_seq = fields.Integer(
+        metadata={
+            "description": "The highest operation seq the server holds for this device id "
+            "(0: none); see docs/protocol.md §3."
+        }
+    )
 
 
 class PushSchema(RequestSchema):

@@ -128,6 +128,9 @@ class HandshakeResponse:
     max_batch: int
     max_page: int
     scope: ScopeInfo
+    # The highest operation sequence number the server holds for this device id (0: none): a
+    # store that never sent it learns that another store used the id before (§3).
+    last_seq: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +142,7 @@ class HandshakeResponse:
             "max_batch": self.max_batch,
             "max_page": self.max_page,
             "scope": self.scope.to_dict(),
+            "last_seq": self.last_seq,
         }
 
     @classmethod
@@ -156,7 +160,13 @@ class HandshakeResponse:
                 "max_page",
             )
         }
-        return cls(**ints, scope=ScopeInfo.from_dict(c.req(d, "scope", "handshake_response")))
+        # Optional: a server from before it was added sends none.
+        last_seq = c.integer(d.get("last_seq", 0), "last_seq")
+        return cls(
+            **ints,
+            scope=ScopeInfo.from_dict(c.req(d, "scope", "handshake_response")),
+            last_seq=last_seq,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,7 @@ def handshake(args: dict[str, Any]) -> Response:
             max_batch=config["SYNC_MAX_BATCH"],
             max_page=config["SYNC_MAX_PAGE"],
             scope=ScopeInfo(g.scope.prefixes, g.scope.token),
+            last_seq=pushing.last_seq(g.device.id),
         ).to_dict()
     )
 
