@@ -38,16 +38,18 @@ _fields = st.dictionaries(
 ).map(lambda f: {"grid_code": "990101001001001", **f})
 
 
-def _create(fields: dict[str, Any], seq: int = 1) -> Operation:
+def _create(
+    fields: dict[str, Any], seq: int = 1, device: str = "dev-prepared", author: str = "15"
+) -> Operation:
     return Operation(
-        "dev-prepared",
+        device,
         seq,
         OpKind.CREATE,
         "visit",
         "7934fefd-629d-470a-a95d-0eb88cca34b3",
         0,
         str(_CLOCK.now()),
-        "15",
+        author,
         fields=fields,
     )
 
@@ -81,9 +83,19 @@ def _prepared_row(batch: RecordBatch, op: Operation) -> dict[str, Any]:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(fields=_fields)
-def test_the_prepared_row_is_the_general_row(app: Flask, fields: dict[str, Any]) -> None:
-    op = _create(fields)
+@given(
+    fields=_fields,
+    grid=st.none() | st.text(max_size=16),
+    seq=st.integers(min_value=1, max_value=2**63 - 1),
+    device=st.text(min_size=1, max_size=12),  # quotes, escapes, any text: spelled alike
+    author=st.text(max_size=6),
+)
+def test_the_prepared_row_is_the_general_row(
+    app: Flask, fields: dict[str, Any], grid: str | None, seq: int, device: str, author: str
+) -> None:
+    if grid is not None:
+        fields = {**fields, "grid_code": grid}
+    op = _create(fields, seq, device, author)
     with _batch(app) as batch:
         prepared, general = _prepared_row(batch, op), _general_row(batch, op)
         # The one difference: only a create nothing else changed is the device's echo.
