@@ -18,13 +18,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from fixtures import iter_records
 from sync.ids import uuid7_at
 
-__all__ = ["gzip_floor", "raw_sqlite_rate", "visit_fields", "visits"]
+__all__ = ["gzip_floor", "raw_sqlite_rate", "storage_floor_rate", "visit_fields", "visits"]
 
 
 @cache
@@ -105,3 +106,62 @@ def raw_sqlite_rate(
         seconds = time.perf_counter() - started
         conn.close()
     return len(records) / seconds
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(sep=" ")
+    return int(value) if isinstance(value, bool) else value
+
+
+def storage_floor_rate(url: str, batch: int, directory: str | None = None) -> float:
+    """Records/s of storing, and nothing else, what the server stored for the records of the
+    database at ``url``: each record's row and its operation's receipt, read back as they were
+    written, inserted into a fresh SQLite file with the server's own tables and indexes (WAL,
+    synchronous=FULL) by ``executemany``, ``batch`` records a transaction as a push commits
+    them. No request, decoding, checks or merge: what the apply path cannot go below with this
+    schema, where :func:`raw_sqlite_rate` is one row of one table in one transaction."""
+    from sqlalchemy import JSON, Text, cast, create_engine, select
+
+    from server.models import Record, SyncOp
+
+    tables = (Record.__table__, SyncOp.__table__)
+    source = create_engine(url)
+    try:
+        with source.connect() as conn:
+            rows = [
+                [
+                    tuple(map(_sqlite_value, row))
+                    for row in conn.execute(
+                        select(
+                            *[cast(c, Text) if isinstance(c.type, JSON) else c for c in t.c]
+                        ).order_by(t.c.seq)
+                    )
+                ]
+                for t in tables
+            ]
+    finally:
+        source.dispose()
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        path = os.path.join(tmp, "floor.sqlite3")
+        engine = create_engine(f"sqlite:///{path}")
+        for table in tables:
+            table.create(engine)  # with its indexes
+        engine.dispose()
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        inserts = [
+            f"INSERT INTO {t.name} ({', '.join(t.c.keys())}) VALUES ({', '.join('?' * len(t.c))})"
+            for t in tables
+        ]
+        records = len(rows[0])
+        started = time.perf_counter()
+        for start in range(0, records, batch):
+            conn.execute("BEGIN IMMEDIATE")
+            for insert, table_rows in zip(inserts, rows, strict=True):
+                conn.executemany(insert, table_rows[start : start + batch])
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - started
+        conn.close()
+    return records / seconds if records and seconds > 0 else 0.0

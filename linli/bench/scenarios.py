@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .devices import PhaseTimer, enter_visits, new_device, reset_peak, self_peak_mb
-from .records import gzip_floor, raw_sqlite_rate, visits
+from .records import gzip_floor, raw_sqlite_rate, storage_floor_rate, visits
 from .server import BenchDatabase, ServerProcess, postgres_cpu_s
 
 __all__ = ["SCENARIOS", "Bench", "Scale"]
@@ -122,13 +122,16 @@ def _target(line: dict[str, Any], target: str, met: bool) -> dict[str, Any]:
 
 def scenario_l(bench: Bench) -> list[dict[str, Any]]:
     """Raw SQLite executemany rate and the gzip floor of S1's records, and the server's apply
-    path measured in process (push handler through the Flask test client, no sockets, no SDK)."""
+    path measured in process (push handler through the Flask test client, no sockets, no SDK);
+    with, as a diagnostic, the rate of storing what the apply path stored and nothing else."""
     n = bench.scale.s1
     records = list(visits(n, "990101001001001", seed=11))
     raw = raw_sqlite_rate(records, str(bench.root))
     floor = gzip_floor(records)
     with bench.database("L") as database:
         apply_rate = _apply_rate(database, records)
+        batch = database.app.config["SYNC_MAX_BATCH"]
+        floor_rate = storage_floor_rate(database.url, batch, str(bench.root))
     ratio = apply_rate / raw
     line = bench.line(
         "L",
@@ -142,6 +145,9 @@ def scenario_l(bench: Bench) -> list[dict[str, Any]]:
         ),
         server_apply_records_per_s=round(apply_rate, 1),
         server_apply_ratio=round(ratio, 3),
+        # Diagnostic, not a target: storing the same rows alone (SQLite, the server's schema).
+        storage_floor_records_per_s=round(floor_rate, 1),
+        storage_floor_ratio=round(floor_rate / raw, 3),
     )
     line["records_per_s"] = round(raw, 1)
     return [_target(line, "server apply >= 0.3 x raw SQLite insert", ratio >= 0.3)]

@@ -56,5 +56,8 @@ def test_quick_bench_prints_a_json_line_for_every_scenario():
         assert line["db"] == "sqlite"
         if "target" in line:
             assert isinstance(line["met"], bool)
+    limits = next(line for line in lines if line["scenario"] == "L")
+    # the apply path's rows stored alone: read back and written again, so never nothing
+    assert limits["storage_floor_records_per_s"] > 0 and limits["storage_floor_ratio"] > 0
     s4 = next(line for line in lines if line["scenario"] == "S4")
     assert s4["edits_lost"] == 0 and s4["convergence"] is True
