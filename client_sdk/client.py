@@ -122,8 +122,7 @@ class Client(Records):
             # A device id made here has no records anywhere but in this store: pulls may leave
             # out its own creates at once (protocol 3). One adopted from elsewhere may have
             # some on the server only: they are left out after a first pull of everything.
-            # A new store has sent nothing: any key the server holds for the id is another's.
-            self.store.set(device_id=stored, own_creates_held=wanted is None, sent_mark=0)
+            self.store.set(device_id=stored, own_creates_held=wanted is None)
         return str(stored)
 
     def close(self) -> None:

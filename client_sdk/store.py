@@ -30,7 +30,6 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -61,6 +60,7 @@ _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
 _NOTADB = 26  # SQLITE_NOTADB: "file is not a database" (a wrong or missing key)
 _RAW_KEY_BYTES = 32
 _IN_CHUNK = 900  # ids per ``IN (...)``: below SQLite's oldest limit of 999 variables
+_SEQ_MAX = 2**63 - 1  # the largest operation number (SQLite's integer, the protocol's)
 
 #: JSON as stored: compact, UTF-8 text (one encoder, not one per call).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -597,50 +597,50 @@ class Store:
         )
 
     @_storage
-    def mark_sent(self, seq: int) -> None:
-        """Before operations up to ``seq`` are sent: remember that every pending operation up to
-        the highest one now (one write per pass, not per batch) may have reached the server."""
-        if seq <= self._sent_mark(self.db.conn):
-            return
-        with self.tx() as conn:
-            top = conn.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
-            self.put(conn, "sent_mark", max(seq, top))
-
-    @staticmethod
-    def _sent_mark(conn: sqlite3.Connection) -> int:
-        """The highest sequence number this store may have sent. A store from before it was
-        kept counts every number it gave out as possibly sent."""
-        mark = Store._meta(conn, "sent_mark", None)
-        return Store._meta(conn, "next_seq", 1) - 1 if mark is None else mark
+    def outgoing_upto(self, seq: int, limit: int, *, after: int = 0) -> list[Outgoing]:
+        """Pending operations numbered above ``after`` and up to ``seq``, the first ``limit``."""
+        rows = self.db.execute(
+            "SELECT seq, record_id, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
+            "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            [after, seq, limit],
+        ).fetchall()
+        return [Outgoing.from_row(*row) for row in rows]
 
     @_storage
-    def make_room(self, last_seq: int) -> int:
-        """The server holds operations up to ``last_seq`` under this store's device id. Numbers
-        above what this store may have sent were used by another store of the same device id
-        (one wiped and set up again with it): this store's operations never sent are numbered
-        again above ``last_seq``, in their order, so that none is refused as a reused key, and
-        new ones follow. Returns how many were numbered again.
-
-        Only never-sent operations change keys: one that may have reached the server keeps its
-        key, so that sending it again stays a replay."""
+    def number_above(self, last_seq: int) -> None:
+        """New operations are numbered above ``last_seq`` (the server holds numbers up to it)."""
+        if self._meta(self.db.conn, "next_seq", 1) > last_seq:
+            return
         with self.tx() as conn:
-            sent = self._sent_mark(conn)
-            if last_seq <= sent:
-                return 0
-            shift = last_seq - sent  # every never-sent number moves above last_seq
-            rows = conn.execute(
-                "SELECT seq, CAST(op AS BLOB) FROM outbox WHERE seq > ? ORDER BY seq DESC",
-                [sent],
-            ).fetchall()
-            for seq, wire in rows:  # from the top: a new number is never one still in use
-                op = Operation.from_dict(json.loads(wire))
-                conn.execute(
-                    "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?",
-                    [seq + shift, _encode(replace(op, seq=seq + shift).to_dict()), seq],
+            if self._meta(conn, "next_seq", 1) <= last_seq:
+                self.put(conn, "next_seq", last_seq + 1)
+
+    @_storage
+    def renumber(self, first: int, keep: set[int], last_seq: int) -> int:
+        """Give the pending operations from number ``first`` on, except those in ``keep``, new
+        numbers above ``last_seq`` and every number in the outbox, in their order (their
+        operations' texts too); new operations follow them. Returns how many moved."""
+        with self.tx() as conn:
+            top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+            base = max(top, last_seq, self._meta(conn, "next_seq", 1) - 1)
+            rows = [
+                (seq, wire)
+                for seq, wire in conn.execute(
+                    "SELECT seq, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
+                    "AND seq >= ? ORDER BY seq",
+                    [first],
                 )
-            next_seq = self._meta(conn, "next_seq", 1)
-            self.put(conn, "next_seq", max(next_seq + shift, last_seq + 1))
-            self.put(conn, "sent_mark", sent)
+                if seq not in keep
+            ]
+            if base + len(rows) > _SEQ_MAX:
+                raise StorageError("no operation numbers left above the server's")
+            for new, (seq, wire) in enumerate(rows, start=base + 1):
+                op = json.loads(wire)
+                op["seq"] = new
+                conn.execute(
+                    "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?", [new, _encode(op), seq]
+                )
+            self.put(conn, "next_seq", base + len(rows) + 1)
         return len(rows)
 
     @staticmethod

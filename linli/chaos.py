@@ -593,6 +593,11 @@ class World:
                     for r in answer["results"]
                 )
                 self.model.observe_push(_body(request), answer)
+                page = answer.get("pull")  # protocol 2: the first pull page, with the push
+                if device is not None and page is not None:
+                    asked = _body(request)["pull"]
+                    if asked.get("cursor") == 0 or page["reset"]:
+                        device.restarted = True
             elif (
                 request.path.endswith("/sync/pull")
                 and device is not None
@@ -777,7 +782,7 @@ class World:
         assert isinstance(transport, ChaosTransport)
         transport.arm(Fault(fault, at) if self.faults_on and fault != "none" else None)
         try:
-            dev.client.sync()
+            report = dev.client.sync()
         except KillSwitch:
             self.stats["sync.killed"] += 1
             self._reopen(dev)
@@ -791,6 +796,12 @@ class World:
             return
         finally:
             transport.arm(None)
+        if report.renumbered:
+            # Only a store whose device id another store used may renumber: none does here, so
+            # the server would hold a number this store sent without recording it first.
+            raise Violation(
+                "keys", f"{dev}: {report.renumbered} operations renumbered; nothing sent unmarked"
+            )
         self.stats["sync.ok"] += 1
         dev.scope_stale = False
 

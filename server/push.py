@@ -49,7 +49,7 @@ from sync import (
 )
 from sync.workflow import Refused, decide
 
-__all__ = ["last_seq", "push"]
+__all__ = ["last_seq", "push", "receipt_digests"]
 
 _NOTE_MAX = 4000
 
@@ -119,8 +119,23 @@ _LAST_SEQ = select(func.max(_OP.c.seq)).where(_OP.c.device_id == bindparam("devi
 
 def last_seq(device_id: str) -> int:
     """The highest sequence number of an operation received from ``device_id`` (0: none); one
-    step down the receipts' primary key."""
-    return db.session.connection().execute(_LAST_SEQ, {"device_id": device_id}).scalar() or 0
+    step down the receipts' primary key, read outside the write lock."""
+    with read_phase(db.session):
+        return db.session.connection().execute(_LAST_SEQ, {"device_id": device_id}).scalar() or 0
+
+
+_HELD = select(_OP.c.seq, _OP.c.digest, _OP.c.payload).where(
+    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.in_(bindparam("seqs", expanding=True))
+)
+
+
+def receipt_digests(device_id: str, seqs: list[int]) -> dict[int, tuple[str, str]]:
+    """The digest and clock of the operation received under each of ``seqs`` that has one."""
+    with read_phase(db.session):
+        rows = db.session.connection().execute(
+            _HELD, {"device_id": device_id, "seqs": sorted(set(seqs))}
+        )
+        return {row.seq: (row.digest, jsontext.loads(row.payload)["hlc"]) for row in rows}
 
 
 def _grids(codes: set[str]) -> set[str]:

@@ -11,11 +11,13 @@ operation that may have reached the server keeps its key: sending it again stays
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
 
 from client_sdk import Client, NetworkError, Request, Response, Transport
+from client_sdk.syncpass import SyncPass
 
 from .conftest import GRID_1
 
@@ -115,16 +117,105 @@ def test_an_operation_that_may_have_reached_the_server_keeps_its_key(make_user, 
     assert set(_server_visits(make_device, make_user)) == set(made)
 
 
-def test_a_store_from_before_the_mark_counts_what_it_numbered_as_sent(make_user, make_device):
-    """A store that kept no sent mark may have sent any number it gave out: none is renumbered,
-    and new operations start above the server's numbers."""
+def test_a_restored_copy_of_a_store_sends_its_operations_again_as_replays(
+    make_user, make_device, tmp_path
+):
+    """A copy of the store taken while operations were pending (a backup restored), which the
+    original has sent since: the server holds those very operations under their keys, so the
+    copy sends them again under the same keys, and they are replays, not applied twice."""
+    user = make_user(grids=[GRID_1])
+    original = make_device(user, "original")
+    first = original.record_visit(grid_code=GRID_1, findings="初访")
+    original.sync()
+    original.update(first["id"], findings="复访")
+    made = original.record_visit(grid_code=GRID_1, findings="新访")
+    original.store.db.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    shutil.copy(tmp_path / "original.sqlite3", tmp_path / "restored.sqlite3")
+    assert original.sync().applied == 2
+    device_id = original.device_id
+    original.close()
+
+    restored = make_device(None, "restored", device_id=device_id)
+    report = restored.sync()
+    assert (report.renumbered, report.duplicates, report.applied, report.rejected) == (0, 2, 0, 0)
+    assert restored.rejected() == [] and restored.pending_count() == 0
+    on_server = _server_visits(make_device, make_user)
+    assert on_server[first["id"]]["version"] == 2  # the edit applied once
+    assert on_server[first["id"]]["fields"]["findings"] == "复访"
+    assert made["id"] in on_server
+
+
+def test_a_restored_copy_with_new_work_keeps_the_keys_the_server_holds(
+    make_user, make_device, tmp_path
+):
+    """The restored copy also made new operations, under numbers the original used since:
+    those are numbered again; the ones the server holds as they are keep their keys."""
+    user = make_user(grids=[GRID_1])
+    original = make_device(user, "original")
+    original.record_visit(grid_code=GRID_1, findings="初访")
+    original.sync()
+    pending = original.record_visit(grid_code=GRID_1, findings="待传")  # number 2
+    original.store.db.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    shutil.copy(tmp_path / "original.sqlite3", tmp_path / "restored.sqlite3")
+    original.sync()  # number 2 on the server
+    original.record_visit(grid_code=GRID_1, findings="原机新访")  # number 3
+    original.sync()
+    device_id = original.device_id
+    original.close()
+
+    restored = make_device(None, "restored", device_id=device_id)
+    mine = restored.record_visit(grid_code=GRID_1, findings="恢复后新访")  # number 3 again
+    report = restored.sync()
+    assert (report.renumbered, report.duplicates, report.applied, report.rejected) == (1, 1, 1, 0)
+    on_server = _server_visits(make_device, make_user)
+    assert {pending["id"], mine["id"]} <= set(on_server) and len(on_server) == 4
+
+
+def test_handshakes_number_nothing_twice(make_user, make_device):
+    """A pass that dies after its handshake (the app killed) leaves the new numbers; the next
+    handshakes find nothing more to move, and an idle sync moves no number."""
     user = make_user(grids=[GRID_1])
     old = make_device(user, "old")
-    for n in range(5):
+    for n in range(4):
         old.record_visit(grid_code=GRID_1, findings=f"旧{n}")
     old.sync()
-    again = make_device(user, "again", device_id=old.device_id)
+    again = make_device(user, "again", device_id=old.device_id, handshake_interval_s=0)
     again.record_visit(grid_code=GRID_1, findings="新")
-    again.store.set(sent_mark=None)  # as a store of the version before
-    assert again.store.make_room(5) == 0
-    assert _outbox_seqs(again) == [1] and again.store.get("next_seq") == 6
+    moved = []
+    for _ in range(3):
+        sync_pass = SyncPass(
+            again.api, again.store, device_id=again.device_id, now_ms=again._now_ms
+        )
+        sync_pass.handshake()
+        moved.append(sync_pass.report.renumbered)
+        assert _outbox_seqs(again) == [5] and again.store.get("next_seq") == 6
+    assert moved == [1, 0, 0]
+    assert again.sync().applied == 1
+    for _ in range(2):
+        assert again.sync().renumbered == 0 and again.store.get("next_seq") == 6
+
+
+def test_an_operation_stamped_again_is_not_taken_for_another(make_user, make_device):
+    """The server holds an operation under its first stamp (its answer lost) while the device
+    holds it re-stamped: the same operation, told apart by its clock alone, keeps its key and is
+    not applied a second time under a new one."""
+    lossy: list[_AnswersLost] = []
+
+    def wrap(inner: Transport) -> Transport:
+        lossy.append(_AnswersLost(inner))
+        return lossy[0]
+
+    device = make_device(make_user(grids=[GRID_1]), "restamped", transport=wrap, max_attempts=1)
+    made = device.record_visit(grid_code=GRID_1, findings="初访")
+    with pytest.raises(NetworkError):
+        device.sync()
+    sync_pass = SyncPass(
+        device.api, device.store, device_id=device.device_id, now_ms=device._now_ms
+    )
+    sync_pass.restamp(device.store.pending())
+    assert sync_pass.report.restamped == 1
+    lossy[0].down = False
+    report = device.sync()
+    assert report.renumbered == 0 and _outbox_seqs(device) in ([], [1])
+    on_server = _server_visits(make_device, make_user)
+    assert list(on_server) == [made["id"]] and on_server[made["id"]]["version"] == 1
