@@ -12,6 +12,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError, VerifyMismatchError
 
+from sync.wire import LAST_SEQ_MAX
+
 from .api import Api, _tokens
 from .errors import AuthError, InvalidCredentials, ProtocolError, StorageError
 from .store import Store
@@ -40,6 +42,9 @@ def login(
     user = answer.get("user") if isinstance(answer, dict) else None
     if not isinstance(user, dict):
         raise ProtocolError("the login answer has no user")
+    last_seq = answer.get("last_seq", 0)  # a server from before it was added sends none
+    if type(last_seq) is not int or not 0 <= last_seq <= LAST_SEQ_MAX:
+        raise ProtocolError("the login answer's last_seq is not a sequence number")
     store.set(
         tokens=tokens,
         user=user,
@@ -47,6 +52,9 @@ def login(
         login_scope=answer.get("scope"),
         verifier=_HASHER.hash(password),
     )
+    # The device id may have pushed from another store (a tablet wiped and enrolled again
+    # with its id): this store's operations are numbered above the server's (protocol §3).
+    store.number_above(last_seq)
     return user
 
 

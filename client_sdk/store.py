@@ -60,7 +60,6 @@ _DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
 _NOTADB = 26  # SQLITE_NOTADB: "file is not a database" (a wrong or missing key)
 _RAW_KEY_BYTES = 32
 _IN_CHUNK = 900  # ids per ``IN (...)``: below SQLite's oldest limit of 999 variables
-_SEQ_MAX = 2**63 - 1  # the largest operation number (SQLite's integer, the protocol's)
 
 #: JSON as stored: compact, UTF-8 text (one encoder, not one per call).
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -597,51 +596,14 @@ class Store:
         )
 
     @_storage
-    def outgoing_upto(self, seq: int, limit: int, *, after: int = 0) -> list[Outgoing]:
-        """Pending operations numbered above ``after`` and up to ``seq``, the first ``limit``."""
-        rows = self.db.execute(
-            "SELECT seq, record_id, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
-            "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            [after, seq, limit],
-        ).fetchall()
-        return [Outgoing.from_row(*row) for row in rows]
-
-    @_storage
     def number_above(self, last_seq: int) -> None:
-        """New operations are numbered above ``last_seq`` (the server holds numbers up to it)."""
+        """Number new operations above ``last_seq``: the server holds operations of this device
+        id numbered up to it, some perhaps of another store (protocol §3)."""
         if self._meta(self.db.conn, "next_seq", 1) > last_seq:
             return
         with self.tx() as conn:
             if self._meta(conn, "next_seq", 1) <= last_seq:
                 self.put(conn, "next_seq", last_seq + 1)
-
-    @_storage
-    def renumber(self, first: int, keep: set[int], last_seq: int) -> int:
-        """Give the pending operations from number ``first`` on, except those in ``keep``, new
-        numbers above ``last_seq`` and every number in the outbox, in their order (their
-        operations' texts too); new operations follow them. Returns how many moved."""
-        with self.tx() as conn:
-            top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
-            base = max(top, last_seq, self._meta(conn, "next_seq", 1) - 1)
-            rows = [
-                (seq, wire)
-                for seq, wire in conn.execute(
-                    "SELECT seq, CAST(op AS BLOB) FROM outbox WHERE state = 'pending' "
-                    "AND seq >= ? ORDER BY seq",
-                    [first],
-                )
-                if seq not in keep
-            ]
-            if base + len(rows) > _SEQ_MAX:
-                raise StorageError("no operation numbers left above the server's")
-            for new, (seq, wire) in enumerate(rows, start=base + 1):
-                op = json.loads(wire)
-                op["seq"] = new
-                conn.execute(
-                    "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?", [new, _encode(op), seq]
-                )
-            self.put(conn, "next_seq", base + len(rows) + 1)
-        return len(rows)
 
     @staticmethod
     def replace_op(conn: sqlite3.Connection, op: Operation) -> None:

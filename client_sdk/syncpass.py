@@ -32,8 +32,6 @@ from sync import (
     Outcome,
     PullRequest,
     PullResponse,
-    ReceiptsRequest,
-    ReceiptsResponse,
     SyncError,
 )
 from sync.wire import SCHEMA_VERSION, SUPPORTED_PROTOCOLS
@@ -67,7 +65,6 @@ class SyncReport:
     bytes_received: int = 0
     duration: float = 0.0
     restamped: int = 0
-    renumbered: int = 0  # never-sent operations given keys above another store's (§3)
     resynced: bool = False
     checksum_ok: bool | None = None
 
@@ -100,21 +97,6 @@ def _sent_again(result: Any) -> bool:
         result.status is Outcome.DUPLICATE and result.original is Outcome.REJECTED
     )
     return refused and result.reason in TRANSIENT_REASONS
-
-
-_RECEIPTS_PER_ASK = 500
-
-
-def _ours(out: Outgoing, digest: str, hlc: str) -> bool:
-    """Whether the operation held under ``out``'s key is ``out``: the same digest, or the same
-    once given the held one's clock (``out`` re-stamped after a ``clock_ahead``, while its first
-    stamp, delayed on the way, reached the server). One that cannot be decoded is taken for
-    ours: it keeps its key, as it always did."""
-    try:
-        op = out.operation()
-    except (SyncError, ValueError):
-        return True
-    return digest in (op.digest(), replace(op, hlc=hlc).digest())
 
 
 def _decoded(decode: Callable[[Any], Any], answer: Any, what: str) -> Any:
@@ -217,42 +199,12 @@ class SyncPass:
                 [op for op in self.store.pending() if _wall(op.hlc) > limit],
                 reset=last is not None and _wall(last) > limit,
             )
-        if hello.last_seq:
-            self.report.renumbered += self.make_room(hello.last_seq)
+        if hello.last_seq:  # numbers the server holds: one of another store of the id (§3)
+            self.store.number_above(hello.last_seq)
         self.progress("handshake", 1, 1)
         self.hello, self.shook_at = hello, time.monotonic()
         self._speak(hello)
         return hello
-
-    def make_room(self, last_seq: int) -> int:
-        """The server holds operations numbered up to ``last_seq`` under this device id (§3).
-
-        New operations are numbered above it. A pending operation numbered up to it has either
-        reached the server already (its answer lost: the server holds the same operation, and
-        sending it again is a replay) or shares its key with another store's operation (a store
-        set up again under a used device id, or restored from a copy that was used since); the
-        server's digests of those keys tell which. From the first key held by another operation
-        on, the pending operations the server does not hold are numbered again above
-        ``last_seq``, in their order, so that none is refused as a reused key. Returns how many
-        were numbered again."""
-        self.store.number_above(last_seq)
-        first: int | None = None
-        keep: set[int] = set()
-        after = 0
-        while chunk := self.store.outgoing_upto(last_seq, _RECEIPTS_PER_ASK, after=after):
-            asked = ReceiptsRequest(self.device_id, [out.seq for out in chunk])
-            answer = self.api.call(f"{_API}/receipts", asked.to_dict())
-            held = _decoded(ReceiptsResponse.from_dict, answer, "receipts answer").held
-            for out in chunk:
-                if out.seq not in held:
-                    continue  # the key is free: the operation goes as it is
-                digest, hlc = held[out.seq]
-                if _ours(out, digest, hlc):
-                    keep.add(out.seq)  # the server holds this operation (maybe stamped before)
-                elif first is None:
-                    first = out.seq
-            after = chunk[-1].seq
-        return 0 if first is None else self.store.renumber(first, keep, last_seq)
 
     def push(self, max_batch: int) -> tuple[Any, bool] | None:
         """Send the outbox in batches; apply each batch's results in one transaction.

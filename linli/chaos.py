@@ -782,7 +782,7 @@ class World:
         assert isinstance(transport, ChaosTransport)
         transport.arm(Fault(fault, at) if self.faults_on and fault != "none" else None)
         try:
-            report = dev.client.sync()
+            dev.client.sync()
         except KillSwitch:
             self.stats["sync.killed"] += 1
             self._reopen(dev)
@@ -796,12 +796,6 @@ class World:
             return
         finally:
             transport.arm(None)
-        if report.renumbered:
-            # Only a store whose device id another store used may renumber: none does here, so
-            # the server would hold a number this store sent without recording it first.
-            raise Violation(
-                "keys", f"{dev}: {report.renumbered} operations renumbered; nothing sent unmarked"
-            )
         self.stats["sync.ok"] += 1
         dev.scope_stale = False
 

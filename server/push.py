@@ -49,7 +49,7 @@ from sync import (
 )
 from sync.workflow import Refused, decide
 
-__all__ = ["last_seq", "push", "receipt_digests"]
+__all__ = ["last_seq", "push"]
 
 _NOTE_MAX = 4000
 
@@ -122,20 +122,6 @@ def last_seq(device_id: str) -> int:
     step down the receipts' primary key, read outside the write lock."""
     with read_phase(db.session):
         return db.session.connection().execute(_LAST_SEQ, {"device_id": device_id}).scalar() or 0
-
-
-_HELD = select(_OP.c.seq, _OP.c.digest, _OP.c.payload).where(
-    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.in_(bindparam("seqs", expanding=True))
-)
-
-
-def receipt_digests(device_id: str, seqs: list[int]) -> dict[int, tuple[str, str]]:
-    """The digest and clock of the operation received under each of ``seqs`` that has one."""
-    with read_phase(db.session):
-        rows = db.session.connection().execute(
-            _HELD, {"device_id": device_id, "seqs": sorted(set(seqs))}
-        )
-        return {row.seq: (row.digest, jsontext.loads(row.payload)["hlc"]) for row in rows}
 
 
 def _grids(codes: set[str]) -> set[str]:

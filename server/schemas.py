@@ -81,6 +81,12 @@ class TokenPairSchema(ma.Schema):
 class LoginResultSchema(TokenPairSchema):
     user = fields.Nested(UserSchema)
     scope = fields.Nested(ScopeSchema)
+    last_seq = fields.Integer(
+        metadata={
+            "description": "The highest operation seq the server holds for this device id "
+            "(0: none): new operations are numbered above it; see docs/protocol.md §3."
+        }
+    )
 
 
 class MeSchema(ma.Schema):
@@ -163,29 +169,6 @@ class HandshakeResultSchema(ma.Schema):
             "description": "The highest operation seq the server holds for this device id "
             "(0: none); see docs/protocol.md §3."
         }
-    )
-
-
-class ReceiptsSchema(RequestSchema):
-    device_id = fields.String(required=True, validate=validate.Length(1, 64))
-    seqs = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(1, 2**63 - 1)),
-        required=True,
-        validate=validate.Length(max=500),
-        metadata={"description": "Operation numbers of this device (at most 500)."},
-    )
-
-
-class ReceiptSchema(ma.Schema):
-    seq = fields.Integer()
-    digest = fields.String(metadata={"description": "SHA-256 of the operation's canonical JSON"})
-    hlc = fields.String(metadata={"description": "The held operation's clock"})
-
-
-class ReceiptsResultSchema(ma.Schema):
-    receipts = fields.List(
-        fields.Nested(ReceiptSchema),
-        metadata={"description": "The asked numbers the server holds an operation under."},
     )
 
 

@@ -31,8 +31,6 @@ __all__ = [
     "PullResponse",
     "PushRequest",
     "PushResponse",
-    "ReceiptsRequest",
-    "ReceiptsResponse",
     "Removal",
     "ScopeInfo",
     "negotiate",
@@ -45,6 +43,7 @@ SCHEMA_VERSION = 1
 # 3: a pull may leave out the device's own unchanged creates (``echo: false``).
 SUPPORTED_PROTOCOLS = (1, 2, 3)
 MAX_BATCH = 500
+LAST_SEQ_MAX = 2**62  # beyond it a server's last_seq is taken for a broken answer
 MAX_PAGE = 2000
 
 
@@ -163,7 +162,7 @@ class HandshakeResponse:
             )
         }
         # Optional: a server from before it was added sends none.
-        last_seq = c.integer(d.get("last_seq", 0), "last_seq")
+        last_seq = c.integer(d.get("last_seq", 0), "last_seq", maximum=LAST_SEQ_MAX)
         return cls(
             **ints,
             scope=ScopeInfo.from_dict(c.req(d, "scope", "handshake_response")),
@@ -291,54 +290,6 @@ class PushResponse:
             [OpResult.from_dict(r) for r in results],
             c.integer(c.req(d, "server_time_ms", "push_response"), "server_time_ms"),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptsRequest:
-    """Which of the device's keys the server holds an operation under, and its digest (§3):
-    asked by a device whose outbox holds numbers up to the handshake's ``last_seq``."""
-
-    device_id: str
-    seqs: list[int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"device_id": self.device_id, "seqs": list(self.seqs)}
-
-    @classmethod
-    def from_dict(cls, data: object, *, max_seqs: int = MAX_BATCH) -> ReceiptsRequest:
-        d = c.mapping(data, "receipts")
-        device_id = c.string(c.req(d, "device_id", "receipts"), "receipts.device_id", max_len=64)
-        raw = c.items(c.req(d, "seqs", "receipts"), "receipts.seqs", max_items=max_seqs)
-        return cls(device_id, [c.integer(s, "receipts.seqs[]", minimum=1) for s in raw])
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptsResponse:
-    """For each asked number that has one: the digest of the operation held under it, and its
-    clock (an operation re-stamped since differs from it in its clock alone)."""
-
-    held: dict[int, tuple[str, str]]  # seq -> (digest, hlc)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "receipts": [
-                {"seq": seq, "digest": digest, "hlc": hlc}
-                for seq, (digest, hlc) in sorted(self.held.items())
-            ]
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> ReceiptsResponse:
-        d = c.mapping(data, "receipts_response")
-        found = c.items(c.req(d, "receipts", "receipts_response"), "receipts", max_items=MAX_PAGE)
-        held: dict[int, tuple[str, str]] = {}
-        for item in found:
-            m = c.mapping(item, "receipts[]")
-            seq = c.integer(c.req(m, "seq", "receipts[]"), "receipts[].seq", minimum=1)
-            digest = c.string(c.req(m, "digest", "receipts[]"), "receipts[].digest")
-            hlc = c.string(c.req(m, "hlc", "receipts[]"), "receipts[].hlc", max_len=90)
-            held[seq] = (digest, hlc)
-        return cls(held)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from server import sessions
 from server.api import URL_PREFIX
 from server.auth import require_auth
+from server.push import last_seq
 from server.schemas import LoginResultSchema, LoginSchema, MeSchema, RefreshSchema, TokenPairSchema
 
 blp = Blueprint("auth", __name__, url_prefix=f"{URL_PREFIX}", description="Authentication")
@@ -23,7 +24,12 @@ def login(args: dict[str, Any]) -> dict[str, Any]:
     """Sign in on a device (registered to this user on first use)."""
     session = sessions.login(address=request.remote_addr, **args)
     tokens = session.tokens
-    return {**_pair(tokens), "user": session.user, "scope": session.scope.as_dict()}
+    return {
+        **_pair(tokens),
+        "user": session.user,
+        "scope": session.scope.as_dict(),
+        "last_seq": last_seq(session.device.id),
+    }
 
 
 @blp.post("/auth/refresh")

@@ -29,8 +29,6 @@ from server.schemas import (
     PullSchema,
     PushResultSchema,
     PushSchema,
-    ReceiptsResultSchema,
-    ReceiptsSchema,
 )
 from sync import (
     DEFAULT_MAX_DRIFT_MS,
@@ -40,8 +38,6 @@ from sync import (
     ProtocolVersionError,
     PullRequest,
     PushRequest,
-    ReceiptsRequest,
-    ReceiptsResponse,
     ScopeInfo,
     SyncError,
     negotiate,
@@ -190,21 +186,6 @@ def push(args: dict[str, Any]) -> Response:
         pulled = pulling.pull(page, device=g.device, scope=scope, mark_synced=False)
         body = body[:-1] + b',"pull":' + pulled + b"}"
     return _reply(body)
-
-
-@blp.post("/receipts")
-@require_auth()
-@blp.arguments(ReceiptsSchema)
-@blp.response(200, ReceiptsResultSchema)
-def receipts(args: dict[str, Any]) -> Response:
-    """Which of your operation numbers the server holds an operation under, with its digest:
-    asked after a handshake whose ``last_seq`` reaches numbers still in the outbox (§3)."""
-    _own_device(args["device_id"])
-    try:
-        asked = ReceiptsRequest.from_dict(args)
-    except SyncError as exc:
-        raise _decode(exc) from None
-    return _reply(ReceiptsResponse(pushing.receipt_digests(g.device.id, asked.seqs)).to_dict())
 
 
 @blp.post("/pull")

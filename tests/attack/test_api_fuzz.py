@@ -71,7 +71,6 @@ OPERATIONS = (
     ("POST", "/api/v1/sync/handshake"),
     ("POST", "/api/v1/sync/push"),
     ("POST", "/api/v1/sync/pull"),
-    ("POST", "/api/v1/sync/receipts"),
     ("GET", "/api/v1/records/{record_id}"),
     ("POST", "/api/v1/records/{record_id}/review"),
     ("POST", "/api/v1/records/{record_id}/resolve"),
