@@ -96,4 +96,14 @@ def require_auth(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
-__all__ = ["authenticate", "bearer_token", "require_auth"]
+def warm() -> None:
+    """Run authentication's reads once for no device (see ``server.serving.warm``)."""
+    db.session.execute(_IDENTITY, {"device_id": ""}).unique().scalar_one_or_none()
+    db.session.get(Device, "")
+    device = db.session.scalars(select(Device).limit(1)).first()
+    if device is not None:  # a device's attributes loaded again, as after a commit
+        db.session.expire(device)
+        device.revoked_at  # noqa: B018
+
+
+__all__ = ["authenticate", "bearer_token", "require_auth", "warm"]

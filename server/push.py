@@ -49,7 +49,7 @@ from sync import (
 )
 from sync.workflow import Refused, decide
 
-__all__ = ["last_seq", "push"]
+__all__ = ["last_seq", "push", "warm"]
 
 _NOTE_MAX = 4000
 
@@ -122,6 +122,17 @@ def last_seq(device_id: str) -> int:
     step down the receipts' primary key, read outside the write lock."""
     with read_phase(db.session):
         return db.session.connection().execute(_LAST_SEQ, {"device_id": device_id}).scalar() or 0
+
+
+def warm() -> None:
+    """Run a push's reads once for no device and no record (see ``server.serving.warm``): the
+    first push a worker takes then finds its statements compiled."""
+    conn = db.session.connection()
+    conn.execute(_STILL, {"device_id": ""}).all()
+    _receipts("", [1])
+    last_seq("")
+    RecordBatch.warm(db.session)
+    _grids({""})
 
 
 def _grids(codes: set[str]) -> set[str]:

@@ -31,10 +31,34 @@ class GunicornApp(BaseApplication):
         with self.application.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
+        warm(self.application)
         tune_gc()
 
     def load(self) -> Flask:
         return self.application
+
+
+def warm(app: Flask) -> None:
+    """Do, once in each worker before it takes requests, what a first sync would otherwise wait
+    for: load the code tables and run the reads of authentication and push for a device and
+    records that do not exist (their statements compiled, the worker's database connection
+    open). Reads only; a failure is logged and left to the first request."""
+    from server import auth, push
+    from server.codes import codebook
+    from server.db import read_phase
+    from server.extensions import db
+
+    try:
+        with app.app_context():
+            try:
+                with read_phase(db.session):
+                    codebook()
+                    auth.warm()
+                    push.warm()
+            finally:
+                db.session.remove()
+    except Exception:
+        app.logger.warning("worker warm-up failed; the first request will do it", exc_info=True)
 
 
 # Collect the youngest generation after this many new container objects instead of CPython's
@@ -58,4 +82,4 @@ def tune_gc() -> tuple[int, int, int]:
     return before
 
 
-__all__ = ["GC_THRESHOLDS", "GunicornApp", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "GunicornApp", "tune_gc", "warm"]

@@ -230,6 +230,12 @@ class RecordBatch:
                 )
         return {i: self.records[i] for i in ids if i in self.records}
 
+    @staticmethod
+    def warm(session: Session) -> None:
+        """Run the record load once for no record (no write lock taken)."""
+        conn = session.connection()
+        conn.execute(_LOAD_ANY if conn.dialect.name == "postgresql" else _LOAD, {"ids": [""]}).all()
+
     def get(self, record_id: str) -> StoredRecord | None:
         return self.load([record_id]).get(record_id)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from fixtures import DEMO_PASSWORD
-from tests.conftest import TEST_SECRET
+from tests.conftest import GRID_1, TEST_SECRET
 
 USERS = ("worker1", "worker2", "head1")
 
@@ -110,3 +110,41 @@ def test_a_forked_worker_tunes_the_collector_and_keeps_its_pool_apart(app, monke
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_worker_warms_up_with_reads_only_on_both_databases(any_app, make_user, login):
+    """``warm``: the code tables loaded and the first sync's reads run once, for a device that
+    does not exist; nothing written."""
+    import sqlalchemy as sa
+
+    from server.extensions import db
+    from server.serving import warm
+
+    login(make_user("grid_worker", grids=[GRID_1]))  # a device whose row warm-up reads
+    with any_app.app_context():
+        counts = {
+            t: db.session.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar()
+            for t in ("audit_entry", "device", "sync_op", "record")
+        }
+        db.session.remove()
+    any_app.extensions.pop("linli.codes", None)
+    warm(any_app)
+    assert "book" in any_app.extensions["linli.codes"]  # the code tables, loaded
+    with any_app.app_context():
+        after = {
+            t: db.session.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in counts
+        }
+        assert after == counts
+
+
+def test_a_failed_warm_up_is_logged_not_raised(app, monkeypatch, caplog):
+    from server import push
+    from server.serving import warm
+
+    def broken() -> None:
+        raise RuntimeError("no database today")
+
+    monkeypatch.setattr(push, "warm", broken)
+    with caplog.at_level("WARNING"):
+        warm(app)
+    assert "warm-up failed" in caplog.text
