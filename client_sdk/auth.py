@@ -45,16 +45,21 @@ def login(
     last_seq = answer.get("last_seq", 0)  # a server from before it was added sends none
     if type(last_seq) is not int or not 0 <= last_seq <= LAST_SEQ_MAX:
         raise ProtocolError("the login answer's last_seq is not a sequence number")
-    store.set(
-        tokens=tokens,
-        user=user,
-        username=username,
-        login_scope=answer.get("scope"),
-        verifier=_HASHER.hash(password),
-    )
-    # The device id may have pushed from another store (a tablet wiped and enrolled again
-    # with its id): this store's operations are numbered above the server's (protocol §3).
-    store.number_above(last_seq)
+    verifier = _HASHER.hash(password)
+    with store.tx():
+        # A store that never signed in has sent nothing (sending needs its tokens).
+        first = store.get("user") is None
+        store.set(
+            tokens=tokens,
+            user=user,
+            username=username,
+            login_scope=answer.get("scope"),
+            verifier=verifier,
+        )
+        # The device id may have pushed from another store (a tablet wiped and enrolled again
+        # with its id): this store's operations are numbered above the server's (protocol §3),
+        # those recorded before this first sign-in included.
+        store.number_above(last_seq, unsent=first)
     return user
 
 

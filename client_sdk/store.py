@@ -596,14 +596,36 @@ class Store:
         )
 
     @_storage
-    def number_above(self, last_seq: int) -> None:
+    def number_above(self, last_seq: int, *, unsent: bool = False) -> int:
         """Number new operations above ``last_seq``: the server holds operations of this device
-        id numbered up to it, some perhaps of another store (protocol §3)."""
-        if self._meta(self.db.conn, "next_seq", 1) > last_seq:
-            return
+        id numbered up to it, some perhaps of another store (protocol §3).
+
+        With ``unsent`` (the store's first sign-in: nothing it holds can have been sent), its
+        pending operations are numbered above ``last_seq`` too, in their order, their texts
+        rewritten. Returns how many were numbered again."""
+        conn = self.db.conn
+        low = conn.execute("SELECT MIN(seq) FROM outbox").fetchone()[0] if unsent else None
+        moving = low is not None and low <= last_seq
+        if self._meta(conn, "next_seq", 1) > last_seq and not moving:
+            return 0
         with self.tx() as conn:
-            if self._meta(conn, "next_seq", 1) <= last_seq:
-                self.put(conn, "next_seq", last_seq + 1)
+            next_seq = self._meta(conn, "next_seq", 1)
+            rows: list[tuple[int, bytes]] = []
+            if moving:
+                shift = last_seq + 1 - low
+                rows = conn.execute(
+                    "SELECT seq, CAST(op AS BLOB) FROM outbox ORDER BY seq DESC"
+                ).fetchall()
+                for seq, wire in rows:  # from the top: a new number is never one in use
+                    op = json.loads(wire)
+                    op["seq"] = seq + shift
+                    conn.execute(
+                        "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?",
+                        [seq + shift, _encode(op), seq],
+                    )
+                next_seq += shift
+            self.put(conn, "next_seq", max(next_seq, last_seq + 1))
+        return len(rows)
 
     @staticmethod
     def replace_op(conn: sqlite3.Connection, op: Operation) -> None:

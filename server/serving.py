@@ -32,6 +32,7 @@ class GunicornApp(BaseApplication):
             for engine in db.engines.values():
                 engine.dispose(close=False)
         warm(self.application)
+        gc.collect()  # what warming left behind, before the rest is frozen for good
         tune_gc()
 
     def load(self) -> Flask:

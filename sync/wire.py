@@ -43,7 +43,7 @@ SCHEMA_VERSION = 1
 # 3: a pull may leave out the device's own unchanged creates (``echo: false``).
 SUPPORTED_PROTOCOLS = (1, 2, 3)
 MAX_BATCH = 500
-LAST_SEQ_MAX = 2**62  # beyond it a server's last_seq is taken for a broken answer
+LAST_SEQ_MAX = 2**63 - 1  # the largest seq (§4.1): beyond it, a broken answer
 MAX_PAGE = 2000
 
 

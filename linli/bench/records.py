@@ -156,12 +156,19 @@ def storage_floor_rate(url: str, batch: int, directory: str | None = None) -> fl
             for t in tables
         ]
         records = len(rows[0])
+        batches = max(1, -(-records // batch))
+        # Each table in as many transactions, its rows spread evenly (a record may have more
+        # than one receipt).
+        steps = [max(1, -(-len(table_rows) // batches)) for table_rows in rows]
         started = time.perf_counter()
-        for start in range(0, records, batch):
+        for n in range(batches):
             conn.execute("BEGIN IMMEDIATE")
-            for insert, table_rows in zip(inserts, rows, strict=True):
-                conn.executemany(insert, table_rows[start : start + batch])
+            for insert, table_rows, step in zip(inserts, rows, steps, strict=True):
+                conn.executemany(insert, table_rows[n * step : (n + 1) * step])
             conn.execute("COMMIT")
         seconds = time.perf_counter() - started
+        stored = [conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in tables]
         conn.close()
+    if stored != [len(table_rows) for table_rows in rows]:
+        raise RuntimeError(f"storage floor: stored {stored} rows of {[len(r) for r in rows]}")
     return records / seconds if records and seconds > 0 else 0.0

@@ -28,7 +28,7 @@ def login(args: dict[str, Any]) -> dict[str, Any]:
         **_pair(tokens),
         "user": session.user,
         "scope": session.scope.as_dict(),
-        "last_seq": last_seq(session.device.id),
+        "last_seq": last_seq(args["device_id"]),  # not session.device: expired by the commit
     }
 
 

@@ -154,7 +154,8 @@ def handshake(args: dict[str, Any]) -> Response:
             max_batch=config["SYNC_MAX_BATCH"],
             max_page=config["SYNC_MAX_PAGE"],
             scope=ScopeInfo(g.scope.prefixes, g.scope.token),
-            last_seq=pushing.last_seq(g.device.id),
+            # the token's device (checked above): not g.device, which the skew commit expired
+            last_seq=pushing.last_seq(args["device_id"]),
         ).to_dict()
     )
 

@@ -180,3 +180,46 @@ def test_a_login_answer_without_last_seq_numbers_as_before(make_user, make_devic
     assert device.store.get("next_seq") is None
     device.record_visit(grid_code=GRID_1, findings="访")
     assert _outbox_seqs(device) == [1]
+
+
+def test_work_recorded_before_the_first_sign_in_is_numbered_above_the_server(
+    make_user, make_device
+):
+    """A store set up again records before it signs in (it cannot have sent anything yet):
+    its first sign-in numbers that work above the old store's, in its order."""
+    user = make_user(grids=[GRID_1])
+    old = make_device(user, "old")
+    for n in range(3):
+        old.record_visit(grid_code=GRID_1, findings=f"旧{n}")
+    old.sync()
+    again = make_device(None, "again", device_id=old.device_id)
+    visit = again.record_visit(grid_code=GRID_1, findings="先录")
+    again.update(visit["id"], findings="先录后改")
+    assert _outbox_seqs(again) == [1, 2]
+    again.login(user.username, user.password)
+    assert _outbox_seqs(again) == [4, 5] and again.store.get("next_seq") == 6
+    assert [op.seq for op in again.store.pending()] == [4, 5]  # the texts say so too
+    report = again.sync()
+    assert (report.applied, report.rejected) == (2, 0)
+    on_server = _server_visits(make_device, make_user)
+    assert on_server[visit["id"]]["fields"]["findings"] == "先录后改"
+
+
+def test_signing_in_again_keeps_every_key(make_user, make_device):
+    """A store that signed in before may have sent what it holds: signing in again (after a
+    refused refresh, say) numbers nothing again, and its lost answers stay replays."""
+    lossy: list[_AnswersLost] = []
+
+    def wrap(inner: Transport) -> Transport:
+        lossy.append(_AnswersLost(inner))
+        return lossy[0]
+
+    user = make_user(grids=[GRID_1])
+    device = make_device(user, "lossy", transport=wrap, max_attempts=1)
+    device.record_visit(grid_code=GRID_1, findings="访")
+    with pytest.raises(NetworkError):
+        device.sync()
+    lossy[0].down = False
+    device.login(user.username, user.password)  # last_seq 1, the pending operation's own
+    assert _outbox_seqs(device) == [1]
+    assert device.sync().duplicates == 1

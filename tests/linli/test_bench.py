@@ -61,3 +61,21 @@ def test_quick_bench_prints_a_json_line_for_every_scenario():
     assert limits["storage_floor_records_per_s"] > 0 and limits["storage_floor_ratio"] > 0
     s4 = next(line for line in lines if line["scenario"] == "S4")
     assert s4["edits_lost"] == 0 and s4["convergence"] is True
+
+
+def test_the_storage_floor_stores_every_row_of_a_database_with_edits(app, client, make_user, login):
+    """More receipts than records (creates and edits): every row of both tables is stored again
+    (the function checks the counts and raises if any row was left out)."""
+    from linli.bench.records import storage_floor_rate
+    from tests.conftest import GRID_1
+    from tests.server.devices import ApiDevice
+
+    device = ApiDevice(client, login(make_user("grid_worker", grids=[GRID_1])))
+    made = [device.create("visit", findings=f"第{n}户") for n in range(3)]
+    device.push()
+    device.pull()
+    for rid in made:
+        device.update(rid, findings="复访")
+    device.push()
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert storage_floor_rate(url, batch=2) > 0

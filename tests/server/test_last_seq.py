@@ -59,3 +59,30 @@ def test_the_handshake_does_not_wait_for_the_write_lock(app, client, make_user, 
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_handshake_that_records_the_skew_takes_the_write_lock_once(
+    app, client, make_user, login, monkeypatch
+):
+    """Recording the clock skew is the handshake's only write: ``last_seq`` is read after it
+    without taking the lock again (the device row, expired by that commit, is not reloaded)."""
+    from server import db as server_db
+
+    device = ApiDevice(client, login(make_user("grid_worker", grids=[GRID_1])))
+    assert _handshake(device).status_code == 200  # its first skew and sighting recorded
+    taken: list[int] = []
+    real = server_db.begin_immediate
+    monkeypatch.setattr(
+        server_db, "begin_immediate", lambda *args: (taken.append(1), real(*args))[1]
+    )
+    answer = device.post(
+        "handshake",
+        {
+            "device_id": device.device_id,
+            "device_time_ms": int(time.time() * 1000) + 60_000,  # a minute ahead: recorded
+            "protocol_versions": [1, 2, 3],
+            "schema_version": 1,
+        },
+    )
+    assert answer.status_code == 200 and answer.get_json()["clock_skew_ms"] > 50_000
+    assert len(taken) == 1
