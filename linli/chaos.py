@@ -4,8 +4,10 @@ One :class:`World` is the Flask app in process on a SQLite file, 2-5 :class:`cli
 devices (grid workers of two grids of one community, and the community head) with their own
 SQLite files, and a :class:`ChaosTransport` in front of every device that loses, duplicates,
 delays and reorders requests, breaks a push with a real database fault (a trigger that raises on
-the Nth write), kills the device mid-sync, or revokes it. A :class:`Model` remembers every
-answer the server gave on the wire, so the checks never trust the server's own memory.
+the Nth write), kills the device mid-sync, or revokes it; a device may also be wiped and
+enrolled again under its device id (a new store). A :class:`Model` remembers every answer the
+server gave on the wire, so the checks never trust the server's own memory; one of them is that
+a key the server holds is only ever sent again with the same operation (or it re-stamped).
 
 A schedule is a list of steps, plain tuples such as ``("sync", 0, "hold", 1)``; :meth:`World.play`
 runs one, :meth:`World.check` checks the invariants that hold after every step (docs/protocol.md
@@ -150,6 +152,7 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "sync_faulty": (range(5), FAULTS[1:], range(4)),
     "sync_all": (range(2),),
     "deliver_held": (range(2),),
+    "wipe": (range(5),),
 }
 STEP_WEIGHTS = {
     "create": 3,
@@ -165,6 +168,7 @@ STEP_WEIGHTS = {
     "sync_faulty": 4,
     "sync_all": 2,
     "deliver_held": 1,
+    "wipe": 1,
 }
 
 
@@ -393,6 +397,12 @@ class Model:
                 )
             self.final[key] = Answer(op, digest, status, result.get("version"))
         elif digest != first.digest:
+            if {**op, "hlc": ""} != {**first.op, "hlc": ""}:
+                # Only a re-stamp may reach the server under a key it holds: another operation
+                # there is a store numbering over another's (a device id used again).
+                raise Violation(
+                    "keys", f"{key} sent with another operation than the one the server holds"
+                )
             if (status, reason) != ("rejected", "key_reused"):
                 raise Violation(
                     "idempotency",
@@ -798,6 +808,23 @@ class World:
             transport.arm(None)
         self.stats["sync.ok"] += 1
         dev.scope_stale = False
+
+    def do_wipe(self, dev_index: int) -> None:
+        """The tablet is wiped and enrolled again under its device id: a new store, the worker
+        signs in again. What the old store had not sent is gone with it (the wipe's loss, not
+        the protocol's): its edits are forgotten, and its requests still on the way with it."""
+        dev = self._dev(dev_index)
+        with contextlib.suppress(Exception):
+            dev.client.close()
+        for extra in ("", "-wal", "-shm", ".sync-lock"):
+            Path(f"{dev.path}{extra}").unlink(missing_ok=True)
+        self.held = [r for r in self.held if _body(r).get("device_id") != dev.device_id]
+        dev.made = {key: op for key, op in dev.made.items() if key in self.model.final}
+        dev.latest = {}
+        dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
+        self._open(dev)
+        dev.client.login(dev.user, PASSWORD)
+        self.stats["wipe"] += 1
 
     def do_sync_all(self, order: int) -> None:
         """Everyone syncs (the end of the day), in slot order or the reverse, without faults."""
