@@ -199,7 +199,7 @@ class SyncPass:
                 [op for op in self.store.pending() if _wall(op.hlc) > limit],
                 reset=last is not None and _wall(last) > limit,
             )
-        if hello.last_seq:  # numbers the server holds: one of another store of the id (§3)
+        if hello.last_seq:  # the server holds numbers up to it, perhaps another store's (§3)
             self.store.number_above(hello.last_seq)
         self.progress("handshake", 1, 1)
         self.hello, self.shook_at = hello, time.monotonic()

@@ -129,8 +129,8 @@ class HandshakeResponse:
     max_batch: int
     max_page: int
     scope: ScopeInfo
-    # The highest operation sequence number the server holds for this device id (0: none): a
-    # store that never sent it learns that another store used the id before (§3).
+    # The highest operation sequence number the server holds for this device id (0: none); the
+    # device numbers new operations above it, as another store may have used the id (§3).
     last_seq: int = 0
 
     def to_dict(self) -> dict[str, Any]:
