@@ -812,7 +812,7 @@ class World:
     def do_wipe(self, dev_index: int) -> None:
         """The tablet is wiped and enrolled again under its device id: a new store, the worker
         signs in again. What the old store had not sent is gone with it (the wipe's loss, not
-        the protocol's): its edits are forgotten, and its requests still on the way with it."""
+        the protocol's): its edits are forgotten, and its pushes still on the way with it."""
         dev = self._dev(dev_index)
         with contextlib.suppress(Exception):
             dev.client.close()

@@ -59,18 +59,12 @@ def test_a_store_set_up_again_under_its_device_id_loses_no_record(make_user, mak
 def test_an_operation_that_may_have_reached_the_server_keeps_its_key(make_user, make_device):
     """The server holds the store's own pushed numbers, the answer lost: the next handshake's
     last_seq covers them, and they are sent again under their keys, as replays."""
-    lossy: list[_AnswersLost] = []
-
-    def wrap(inner: Transport) -> Transport:
-        lossy.append(_AnswersLost(inner))
-        return lossy[0]
-
-    device = make_device(make_user(grids=[GRID_1]), "lossy", transport=wrap, max_attempts=1)
+    device, lossy = _lossy_device(make_device, make_user(grids=[GRID_1]))
     made = [device.record_visit(grid_code=GRID_1, findings=f"访{n}")["id"] for n in range(3)]
     with pytest.raises(NetworkError):
         device.sync()
     assert device.pending_count() == 3  # applied on the server, not known to be here
-    lossy[0].down = False
+    lossy.down = False
     report = device.sync()
     assert (report.duplicates, report.applied, report.rejected) == (3, 0, 0)
     assert _outbox_seqs(device) == [] and device.store.get("next_seq") == 4
@@ -93,6 +87,18 @@ class _AnswersLost:
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _lossy_device(make_device: Any, user: Any) -> tuple[Client, _AnswersLost]:
+    """A signed-in device whose push answers are lost while its transport is ``down``."""
+    made: list[_AnswersLost] = []
+
+    def wrap(inner: Transport) -> Transport:
+        made.append(_AnswersLost(inner))
+        return made[0]
+
+    device = make_device(user, "lossy", transport=wrap, max_attempts=1)
+    return device, made[0]
 
 
 def test_a_restored_copy_of_a_store_sends_its_operations_again_as_replays(
@@ -208,18 +214,12 @@ def test_work_recorded_before_the_first_sign_in_is_numbered_above_the_server(
 def test_signing_in_again_keeps_every_key(make_user, make_device):
     """A store that signed in before may have sent what it holds: signing in again (after a
     refused refresh, say) numbers nothing again, and its lost answers stay replays."""
-    lossy: list[_AnswersLost] = []
-
-    def wrap(inner: Transport) -> Transport:
-        lossy.append(_AnswersLost(inner))
-        return lossy[0]
-
     user = make_user(grids=[GRID_1])
-    device = make_device(user, "lossy", transport=wrap, max_attempts=1)
+    device, lossy = _lossy_device(make_device, user)
     device.record_visit(grid_code=GRID_1, findings="访")
     with pytest.raises(NetworkError):
         device.sync()
-    lossy[0].down = False
+    lossy.down = False
     device.login(user.username, user.password)  # last_seq 1, the pending operation's own
     assert _outbox_seqs(device) == [1]
     assert device.sync().duplicates == 1
