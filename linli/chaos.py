@@ -5,9 +5,12 @@ devices (grid workers of two grids of one community, and the community head) wit
 SQLite files, and a :class:`ChaosTransport` in front of every device that loses, duplicates,
 delays and reorders requests, breaks a push with a real database fault (a trigger that raises on
 the Nth write), kills the device mid-sync, or revokes it; a device may also be wiped and
-enrolled again under its device id (a new store). A :class:`Model` remembers every answer the
-server gave on the wire, so the checks never trust the server's own memory; one of them is that
-a key the server holds is only ever sent again with the same operation (or it re-stamped).
+enrolled again under its device id (a new store), or put back to a copy of its store taken
+earlier (a backup restored). A :class:`Model` remembers every answer the server gave on the
+wire, so the checks never trust the server's own memory; one of them is that a key the server
+holds is only ever sent again with the same operation (or it re-stamped), the one exception
+being protocol §3's: work a restored copy made before it next heard the server's ``last_seq``
+may meet a number the original used since, and must then be refused ``key_reused``.
 
 A schedule is a list of steps, plain tuples such as ``("sync", 0, "hold", 1)``; :meth:`World.play`
 runs one, :meth:`World.check` checks the invariants that hold after every step (docs/protocol.md
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client_sdk import AppTransport, Client, ClientError, DeviceRevoked, NetworkError
+from client_sdk import AppTransport, AuthError, Client, ClientError, DeviceRevoked, NetworkError
 from client_sdk.transport import Request, Response
 from server import accounts, actions, create_app
 from server.errors import APIError
@@ -153,6 +156,8 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "sync_all": (range(2),),
     "deliver_held": (range(2),),
     "wipe": (range(5),),
+    "backup": (range(5),),
+    "restore": (range(5),),
 }
 STEP_WEIGHTS = {
     "create": 3,
@@ -169,6 +174,8 @@ STEP_WEIGHTS = {
     "sync_all": 2,
     "deliver_held": 1,
     "wipe": 1,
+    "backup": 1,
+    "restore": 1,
 }
 
 
@@ -373,6 +380,9 @@ class Model:
 
     final: dict[str, Answer] = field(default_factory=dict)
     server_writes: list[tuple[str, str, Write]] = field(default_factory=list)
+    # Keys a restored copy gave its work before it next heard the server's last_seq: the one
+    # case where the server may receive another operation under a key it holds (protocol §3).
+    may_collide: set[str] = field(default_factory=set)
 
     def acked(self) -> Iterator[tuple[str, Answer]]:
         return ((k, a) for k, a in self.final.items() if a.outcome in ("applied", "conflict"))
@@ -397,9 +407,10 @@ class Model:
                 )
             self.final[key] = Answer(op, digest, status, result.get("version"))
         elif digest != first.digest:
-            if {**op, "hlc": ""} != {**first.op, "hlc": ""}:
+            if {**op, "hlc": ""} != {**first.op, "hlc": ""} and key not in self.may_collide:
                 # Only a re-stamp may reach the server under a key it holds: another operation
-                # there is a store numbering over another's (a device id used again).
+                # there is a store numbering over another's (a device id used again), which only
+                # a restored copy's work from before it heard last_seq may do.
                 raise Violation(
                     "keys", f"{key} sent with another operation than the one the server holds"
                 )
@@ -436,6 +447,15 @@ class Fault:
     at: int  # which sync request of the pass (0: the handshake)
 
 
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """A copy of a device's store, taken while it runs (SQLite's online backup)."""
+
+    path: Path
+    pending: dict[str, dict[str, Any]]  # key -> op as the worker made it, unsent at the copy
+    cursor: int
+
+
 @dataclass(eq=False)
 class Device:
     """The harness's side of one device: its client and what the harness made it do."""
@@ -451,6 +471,9 @@ class Device:
     last_cursor: int = 0
     restarted: bool = False  # a reset or a full re-pull was seen since the last check
     scope_stale: bool = False  # the user's scope changed; not yet synced since
+    backup: Backup | None = None
+    restored: bool = False  # put back to a copy: its session may have been rotated since
+    numbering_stale: bool = False  # restored; no handshake or sign-in answer received since
 
     @property
     def device_id(self) -> str:
@@ -472,6 +495,13 @@ class ChaosTransport:
         self.fault, self.count = fault, 0
 
     def handle(self, request: Request) -> Response:
+        response = self._handle(request)
+        # Returned, so the device reads it: a handshake answer's last_seq numbers its work.
+        if request.path.endswith("/sync/handshake") and response.status == 200:
+            self.device.numbering_stale = False
+        return response
+
+    def _handle(self, request: Request) -> Response:
         world = self.world
         if "/sync/" not in request.path:
             return world.wire.handle(request)  # sign-in and refresh: never faulted
@@ -656,6 +686,8 @@ class World:
             op = json.loads(text)
             key = f"{op['device_id']}:{op['seq']}"
             dev.made[key] = op
+            if dev.numbering_stale:
+                self.model.may_collide.add(key)
             if op["kind"] == "create" and op["record_id"] not in self.records:
                 self.records.append(op["record_id"])
             for name in op.get("fields", {}):
@@ -803,6 +835,7 @@ class World:
             return
         except ClientError as exc:
             self.stats[f"sync.failed.{exc.code}"] += 1
+            self._sign_in_again(dev, exc)
             return
         finally:
             transport.arm(None)
@@ -822,9 +855,71 @@ class World:
         dev.made = {key: op for key, op in dev.made.items() if key in self.model.final}
         dev.latest = {}
         dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
+        dev.restored = dev.numbering_stale = False  # a new store, a new session
         self._open(dev)
         dev.client.login(dev.user, PASSWORD)
         self.stats["wipe"] += 1
+
+    def do_backup(self, dev_index: int) -> None:
+        """A copy of the device's store is taken while the app runs (a tablet backup)."""
+        dev = self._dev(dev_index)
+        store = dev.client.store
+        path = self.dir / f"{dev.path.stem}.backup.sqlite3"
+        path.unlink(missing_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as copy:
+            store.db.conn.backup(copy)
+        seqs = [s for (s,) in store.db.execute("SELECT seq FROM outbox WHERE state = 'pending'")]
+        pending = {f"{dev.device_id}:{s}": dev.made[f"{dev.device_id}:{s}"] for s in seqs}
+        dev.backup = Backup(path, pending, store.get("cursor", 0))
+        self.stats["backup"] += 1
+
+    def do_restore(self, dev_index: int) -> None:
+        """The tablet is put back to its last copy and the app started again: what the store
+        did since is gone (the restore's loss, not the protocol's), except what the server
+        holds; the copy's unsent work is pending again. Protocol §3's limit: that work, and
+        the copy's work from now until it next hears the server, may meet numbers another
+        store of the id used since."""
+        dev = self._dev(dev_index)
+        backup = dev.backup
+        if backup is None:
+            return
+        with contextlib.suppress(Exception):
+            dev.client.close()
+        for extra in ("", "-wal", "-shm", ".sync-lock"):
+            Path(f"{dev.path}{extra}").unlink(missing_ok=True)
+        shutil.copy(backup.path, dev.path)
+        self.held = [r for r in self.held if _body(r).get("device_id") != dev.device_id]
+        dev.made = {
+            **{key: op for key, op in dev.made.items() if key in self.model.final},
+            **backup.pending,
+        }
+        dev.latest = {}
+        for key, op in sorted(backup.pending.items(), key=lambda item: item[1]["seq"]):
+            for name in op.get("fields", {}):
+                dev.latest[(op["record_id"], name)] = key
+            held = self.model.final.get(key)
+            if held is not None and {**held.op, "hlc": ""} != {**op, "hlc": ""}:
+                # Unsent work of the copy under a number another store of the id used since
+                # (the original lost it in a wipe; the store enrolled after numbered over it).
+                self.model.may_collide.add(key)
+        dev.last_cursor, dev.restarted, dev.scope_stale = backup.cursor, True, True
+        dev.restored = dev.numbering_stale = True
+        self._open(dev)
+        self.stats["restore"] += 1
+
+    def _sign_in_again(self, dev: Device, exc: ClientError) -> bool:
+        """A restored copy's refresh token was rotated by the original since: the server ends
+        that session, and the app asks the worker to sign in again. True if it did."""
+        if not (
+            dev.restored
+            and isinstance(exc, AuthError)
+            and exc.code in ("token_reused", "token_revoked")
+        ):
+            return False
+        dev.client.login(dev.user, PASSWORD)
+        dev.numbering_stale = False
+        self.stats["restore.sign_in"] += 1
+        return True
 
     def do_sync_all(self, order: int) -> None:
         """Everyone syncs (the end of the day), in slot order or the reverse, without faults."""
@@ -1058,7 +1153,12 @@ class World:
         for _ in range(2):
             for dev in self.devices:
                 try:
-                    dev.client.sync()
+                    try:
+                        dev.client.sync()
+                    except ClientError as exc:
+                        if not self._sign_in_again(dev, exc):
+                            raise
+                        dev.client.sync()
                 except (ClientError, KillSwitch) as exc:
                     raise Violation(
                         "convergence", f"{dev}: sync failed after healing: {exc!r}"

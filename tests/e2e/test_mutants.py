@@ -90,6 +90,12 @@ def removals_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Store, "remove", staticmethod(lambda conn, record_ids: None))
 
 
+def numbering_ignores_last_seq(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK ignores the server's last_seq: a store set up again under its device id numbers
+    its work from 1, over operations the server holds."""
+    monkeypatch.setattr(Store, "number_above", lambda self, last_seq, unsent=False: 0)
+
+
 # Witnesses: (devices, steps). Slot 0 is worker w1 (grid 1), slot 1 the community head, slot 2
 # worker w2 (grid 2); the template's records (first three in grid 1, then two in grid 2) are on
 # every device in scope.
@@ -106,6 +112,18 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[int, list[A
         (2, [("update", 1, 0, 0, 1), ("sync", 1, "none", 0)]),
     ),
     "scope_dropped": (scope_dropped, (3, [("sync", 0, "none", 0)])),
+    "numbering_ignores_last_seq": (
+        numbering_ignores_last_seq,
+        (
+            2,
+            [
+                ("update", 0, 0, 0, 1),
+                ("sync", 0, "none", 0),
+                ("wipe", 0),
+                ("create", 0, "visit", 0, 0),
+            ],
+        ),
+    ),
     "removals_ignored": (
         removals_ignored,
         (2, [("console", "move", 0, 0), ("sync", 0, "none", 0)]),

@@ -4,11 +4,12 @@ Each rule is one step of :mod:`linli.chaos` (the same steps ``python -m linli.so
 offline edits of every kind, syncs with a fault on one request (lost request or response,
 duplicate, delayed and reordered delivery, a database fault inside the push, the app killed and
 reopened, the device revoked, an edit while the pass runs), a device wiped and enrolled again
-under its id, clock jumps, grid reassignment and the community head's console actions. After
-every step the cheap invariants are checked (nothing acknowledged lost, idempotent answers,
-outbox intact, read-your-writes, cursor monotonic and covering, scope); at the end faults stop,
-everyone syncs twice, and convergence and idempotent replay are checked too. A failure prints
-the steps; ``--hypothesis-seed`` reproduces a run.
+under its id or put back to an earlier copy of its store, clock jumps, grid reassignment and
+the community head's console actions. After every step the cheap invariants are checked
+(nothing acknowledged lost, idempotent answers, outbox intact, read-your-writes, cursor
+monotonic and covering, scope); at the end faults stop, everyone syncs twice, and convergence
+and idempotent replay are checked too. A failure prints the steps; ``--hypothesis-seed``
+reproduces a run.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ class SyncChaos(RuleBasedStateMachine):
     @rule(**_args("wipe"))
     def wipe(self, a):
         self._play("wipe", a)
+
+    @rule(**_args("backup"))
+    def backup(self, a):
+        self._play("backup", a)
+
+    @rule(**_args("restore"))
+    def restore(self, a):
+        self._play("restore", a)
 
     @invariant()
     def invariants_hold(self) -> None:
