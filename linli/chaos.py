@@ -8,9 +8,10 @@ the Nth write), kills the device mid-sync, or revokes it; a device may also be w
 enrolled again under its device id (a new store), or put back to a copy of its store taken
 earlier (a backup restored). A :class:`Model` remembers every answer the server gave on the
 wire, so the checks never trust the server's own memory; one of them is that a key the server
-holds is only ever sent again with the same operation (or it re-stamped), the one exception
-being protocol §3's: work a restored copy made before it next heard the server's ``last_seq``
-may meet a number the original used since, and must then be refused ``key_reused``.
+holds is only ever sent again with the same operation (or it re-stamped, answered as its
+replay), the one exception being protocol §3's: a restored copy's work from before it next
+heard the server's ``last_seq`` (or its unsent work a wipe lost) may meet a number used since,
+and must then be refused ``key_reused``.
 
 A schedule is a list of steps, plain tuples such as ``("sync", 0, "hold", 1)``; :meth:`World.play`
 runs one, :meth:`World.check` checks the invariants that hold after every step (docs/protocol.md
@@ -406,11 +407,11 @@ class Model:
                     "the server never answered it before",
                 )
             self.final[key] = Answer(op, digest, status, result.get("version"))
-        elif digest != first.digest:
-            if {**op, "hlc": ""} != {**first.op, "hlc": ""} and key not in self.may_collide:
-                # Only a re-stamp may reach the server under a key it holds: another operation
-                # there is a store numbering over another's (a device id used again), which only
-                # a restored copy's work from before it heard last_seq may do.
+        elif digest != first.digest and {**op, "hlc": ""} != {**first.op, "hlc": ""}:
+            if key not in self.may_collide:
+                # Another operation under a key the server holds: a store numbering over
+                # another's (a device id used again), which only a restored copy's work from
+                # before it heard last_seq, or its unsent work a wipe lost, may do.
                 raise Violation(
                     "keys", f"{key} sent with another operation than the one the server holds"
                 )
@@ -425,10 +426,11 @@ class Model:
             first.outcome,
             first.version,
         ):
+            # The same operation, or the same change stamped again (protocol §5.5): a replay.
             raise Violation(
                 "idempotency",
-                f"{key} replayed: first {first.outcome} "
-                f"v{first.version}, now {status}/{result.get('original')} "
+                f"{key} replayed{' re-stamped' if digest != first.digest else ''}: first "
+                f"{first.outcome} v{first.version}, now {status}/{result.get('original')} "
                 f"v{result.get('version')}",
             )
 

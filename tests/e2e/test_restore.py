@@ -1,7 +1,8 @@
 """A tablet put back to an earlier copy of its store, end to end in the chaos world.
 
 The copy's unsent work is sent again as it was (answered as replays where the original sent
-it), and the restore loses only what the server never received. Protocol §3's documented limit
+it, also when the two stamped it again differently after ``clock_ahead``), and the restore
+loses only what the server never received. Protocol §3's documented limit
 is shown happening and handled: work the copy makes before it next hears the server's
 ``last_seq`` may take a number the original used since, and its unsent work a number the store
 enrolled after a wipe used; the server refuses it ``key_reused`` (never applies it over the
@@ -47,6 +48,23 @@ def test_a_copy_sends_its_unsent_work_again_as_replays(world: World) -> None:
     assert world.stats["push.duplicate.applied"] == 1
     assert device.client.pending_count() == 0
     assert device.client.rejected() == []
+    world.heal_and_check()
+
+
+def test_an_edit_both_copies_stamped_again_is_answered_as_the_replay_it_is(world: World) -> None:
+    # Made with the clock a year ahead, copied, then the clock set right: the original's sync
+    # re-stamps the edit (clock_ahead) and the server applies it; the copy re-stamps it too,
+    # differently, and the server, which holds the change, answers it as a replay.
+    year_ahead, set_right = ("clock", 0, 0), ("clock", 0, 3)
+    _play(world, year_ahead, UPDATE_W1, ("backup", 0), set_right, SYNC_W1, ("restore", 0))
+    [(key, answer)] = world.model.acked()
+    held = world.model.final[key].op["hlc"]
+    _play(world, SYNC_W1)
+    device = world.devices[0]
+    assert device.client.rejected() == [] and device.client.pending_count() == 0
+    assert world.stats["push.duplicate.applied"] == 1
+    assert world.stats["push.rejected.key_reused"] == 0
+    assert world.model.final[key].op["hlc"] == held and answer.outcome == "applied"
     world.heal_and_check()
 
 

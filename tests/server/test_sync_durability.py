@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select, text
@@ -39,6 +40,34 @@ def test_same_batch_sent_again_is_a_noop_with_the_same_answers(
     with any_app.app_context():
         assert db.session.execute(select(Record.version, Record.state)).all() == before
         assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 3
+
+
+def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused(
+    any_app, client, make_user, login
+):
+    # Two copies of one store stamp the same pending edit differently (one re-stamped it after
+    # clock_ahead): the server holds the change, so the other copy's is answered as its replay.
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    edit = a.update(rid, findings="二")
+    first = a.push()
+    restamped = replace(edit, hlc=f"{int(edit.hlc[:13]) + 1:013d}{edit.hlc[13:]}")
+    assert restamped.digest() != edit.digest()
+    with any_app.app_context():
+        before = db.session.execute(select(Record.version, Record.state)).all()
+    [again] = a.push([restamped])
+    assert (again["status"], again["original"], again["version"]) == (
+        "duplicate",
+        "applied",
+        first[1]["version"],
+    )
+    [other] = a.push([replace(edit, fields={"findings": "三"})])
+    assert (other["status"], other["reason"]) == ("rejected", "key_reused")
+    [moved] = a.push([replace(restamped, base_version=edit.base_version + 1)])
+    assert (moved["status"], moved["reason"]) == ("rejected", "key_reused")
+    with any_app.app_context():
+        assert db.session.execute(select(Record.version, Record.state)).all() == before
+        assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 2
 
 
 def test_concurrent_replays_from_threads_apply_once(any_app, make_user, login):
