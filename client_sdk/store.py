@@ -600,9 +600,10 @@ class Store:
         """Number new operations above ``last_seq``: the server holds operations of this device
         id numbered up to it, some perhaps of another store (protocol §3).
 
-        With ``unsent`` (the store's first sign-in: nothing it holds can have been sent), its
-        pending operations are numbered above ``last_seq`` too, in their order, their texts
-        rewritten. Returns how many were numbered again."""
+        With ``unsent`` (the store's first sign-in: this store has sent nothing, though a copy
+        of it may have), its pending operations are numbered above ``last_seq`` too, in their
+        order, their texts rewritten with the number each was made with (``made_seq``).
+        Returns how many were numbered again."""
         conn = self.db.conn
         low = conn.execute("SELECT MIN(seq) FROM outbox").fetchone()[0] if unsent else None
         moving = low is not None and low <= last_seq
@@ -619,6 +620,10 @@ class Store:
                 for seq, wire in rows:  # from the top: a new number is never one in use
                     op = json.loads(wire)
                     op["seq"] = seq + shift
+                    # The number it was made with: another copy of this store (one taken
+                    # before this sign-in) numbers it differently, and the server finds the
+                    # twin by it (protocol §3).
+                    op.setdefault("made_seq", seq)
                     conn.execute(
                         "UPDATE outbox SET seq = ?, op = ? WHERE seq = ?",
                         [seq + shift, _encode(op), seq],

@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from server import audit, jsontext
@@ -120,17 +120,66 @@ _PAYLOAD = select(_OP.c.payload).where(
 )
 
 
+def _change(canonical: str, *, numbers: bool = False) -> dict[str, Any]:
+    """An operation's canonical text as the change it makes: without its clock stamp (and,
+    with ``numbers``, without its numbers), which copies of a store may give it differently."""
+    op = jsontext.loads(canonical)
+    for name in ("hlc", "seq", "made_seq") if numbers else ("hlc",):
+        op.pop(name, None)
+    return op
+
+
 def _restamped(device_id: str, seq: int, canonical: str) -> bool:
     """Whether the operation held under ``device_id:seq`` is the one whose canonical text is
     ``canonical`` but for its clock stamp: the same change, re-stamped after ``clock_ahead`` by
     another copy of the store (protocol §5.5). Read only when the digests differ (rare)."""
     held = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
     text = held.scalar()
-    if text is None:
-        return False
-    held_op, sent_op = jsontext.loads(text), jsontext.loads(canonical)
-    held_op.pop("hlc", None), sent_op.pop("hlc", None)
-    return held_op == sent_op
+    return text is not None and _change(text) == _change(canonical)
+
+
+_TWINS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload).where(
+    _OP.c.device_id == bindparam("device_id"),
+    or_(
+        _OP.c.seq.in_(bindparam("at", expanding=True)),
+        _OP.c.made_seq.in_(bindparam("made", expanding=True)),
+    ),
+)
+
+
+def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
+    """For operations the device numbered again (``made_seq``) whose key the server does not
+    hold: the receipt of the same change held under another number — made with the same
+    number and sent unchanged, or numbered again differently by another copy of the store
+    (protocol §3). Such an operation is answered as that one's replay, never applied again."""
+    made = sorted({c.op.made_seq for c in renumbered if c.op.made_seq is not None})
+    rows = db.session.connection().execute(
+        _TWINS, {"device_id": device_id, "at": made, "made": made}
+    )
+    by_made: dict[int, list[Any]] = {}
+    for r in sorted(rows, key=lambda r: r.seq):
+        for number in {r.seq, r.made_seq} - {None}:
+            by_made.setdefault(number, []).append(r)
+    found: dict[int, Receipt] = {}
+    for checked in renumbered:
+        op = checked.op
+        candidates = [r for r in by_made.get(op.made_seq, ()) if r.seq != op.seq]
+        if not candidates:
+            continue
+        change = _change(checked.canonical, numbers=True)
+        for r in candidates:
+            if _change(r.payload, numbers=True) == change:
+                found[op.seq] = Receipt(
+                    f"{r.device_id}:{r.seq}",
+                    checked.digest,  # answered as its replay
+                    Outcome(r.outcome),
+                    r.record_id,
+                    r.version,
+                    r.reason,
+                    tuple(r.conflicts.split(",")) if r.conflicts else (),
+                )
+                break
+    return found
 
 
 def last_seq(device_id: str) -> int:
@@ -259,6 +308,12 @@ class _Pusher:
         ops = [c.op for c in prepared if isinstance(c, _Checked)]
         seqs = {o.seq for o in ops}
         self.prior = _receipts(self.device.id, sorted(seqs))
+        renumbered = [
+            c
+            for c in prepared
+            if isinstance(c, _Checked) and c.op.made_seq is not None and c.op.seq not in self.prior
+        ]
+        self.twins = _twins(self.device.id, renumbered) if renumbered else {}
         # A key sent twice in one batch is answered from the first one's receipt (kept below).
         self.repeated = len(seqs) < len(ops)
         self.batch.load(o.record_id for o in ops)
@@ -288,7 +343,7 @@ class _Pusher:
     def one(self, checked: _Checked) -> OpResult:
         op = checked.op
         rec = self.batch.records.get(op.record_id)
-        receipt = self.prior.get(op.seq)
+        receipt = self.prior.get(op.seq) or self.twins.get(op.seq)
         if receipt is not None:
             if receipt.digest != checked.digest and _restamped(
                 op.device_id, op.seq, checked.canonical

@@ -306,6 +306,7 @@ class RecordBatch:
                 "batch_id": self.batch_id,
                 "received_at": self.now,
                 "payload": canonical,
+                "made_seq": op.made_seq,
             }
         )
 

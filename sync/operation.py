@@ -69,6 +69,9 @@ class Operation:
     collection: str | None = None
     item: Mapping[str, Any] | None = None
     reason: str | None = None
+    # The number the device made it with, when it numbered it again (a store's first sign-in
+    # under a device id used before, protocol §3): copies of the store agree on it.
+    made_seq: int | None = None
 
     @property
     def key(self) -> str:
@@ -93,6 +96,8 @@ class Operation:
             data["item"] = dict(self.item or {})
         if self.reason is not None:
             data["reason"] = self.reason
+        if self.made_seq is not None:
+            data["made_seq"] = self.made_seq
         return data
 
     def canonical(self, encode: Callable[[Any], str] = canonical_json) -> str:
@@ -170,6 +175,9 @@ class Operation:
             collection=collection,
             item=item,
             reason=c.opt_string(d.get("reason"), "operation.reason", max_len=1000),
+            made_seq=None
+            if d.get("made_seq") is None
+            else c.integer(d["made_seq"], "operation.made_seq", minimum=1),
         )
 
 
@@ -279,6 +287,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
     base_version = get("base_version")
     sent_author = get("author", "")
     reason = get("reason")
+    made_seq = get("made_seq")
     if not (
         _text(device_id, 1, 64)
         and type(seq) is int
@@ -289,6 +298,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         and 0 <= base_version <= _INT_MAX
         and _text(sent_author, 0, 64)
         and (reason is None or _text(reason, 0, 1000))
+        and (made_seq is None or (type(made_seq) is int and 1 <= made_seq <= _INT_MAX))
     ):
         return None
     return cls(
@@ -304,4 +314,5 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         collection,
         item,
         reason,
+        made_seq,
     )

@@ -8,7 +8,9 @@
   ``seq`` is the change sequence of its latest change. ``echo_of`` names the device whose own
   create the record still is (a pull can leave it out for that device; protocol 3).
 - ``SyncOp``: the receipt of every operation a device pushed (idempotency key device_id + seq)
-  and its payload, which is also the record's history with server time and batch.
+  and its payload, which is also the record's history with server time and batch; ``made_seq``
+  for an operation the device numbered again (its twin in another copy of the store is found
+  by it).
 - ``Removal``: a record left a grid (reassignment); devices of that grid must drop it.
 - ``SyncCounter``: the change sequence, allocated under the write lock so that sequence order is
   commit order (no pull can skip a change committed late).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server import jsontext
@@ -81,6 +83,19 @@ class SyncOp(db.Model):
     batch_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     payload: Mapped[str] = mapped_column(Text)
+    # The number the device made the operation with, if it numbered it again (protocol §3):
+    # how another copy's twin of it, numbered differently, is found. NULL for nearly all.
+    made_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    __table_args__ = (
+        Index(
+            "ix_sync_op_device_made_seq",
+            "device_id",
+            "made_seq",
+            sqlite_where=text("made_seq IS NOT NULL"),
+            postgresql_where=text("made_seq IS NOT NULL"),
+        ),
+    )
 
 
 class Removal(db.Model):

@@ -134,33 +134,54 @@ def test_a_restored_copy_of_a_store_sends_its_operations_again_as_replays(
     assert {made["id"], later["id"]} <= set(on_server) and len(on_server) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (protocol §3): a copy taken before the store's first sign-in numbers "
-    "its work above the server's at its own first sign-in, so what the original sent is sent "
-    "again under new keys; needs an operation identity that survives renumbering",
-)
-def test_a_copy_taken_before_the_first_sign_in_applies_nothing_twice(
-    make_user, make_device, tmp_path
-):
-    user = make_user(grids=[GRID_1])
-    first = make_device(None, "first")
+def _copy_before_first_sign_in(make_device: Any, tmp_path: Any, device_id: str | None = None):
+    """A store that records a visit and an edit before it ever signs in, and a copy of it."""
+    first = make_device(None, "first", device_id=device_id)
     visit = first.record_visit(grid_code=GRID_1, findings="先录")
     first.update(visit["id"], findings="先录后改")
+    first.add_note(visit["id"], "先录备注")
     device_id = first.device_id
     first.close()
     shutil.copy(tmp_path / "first.sqlite3", tmp_path / "copy.sqlite3")
+    return visit, device_id
+
+
+@pytest.mark.parametrize("used_before", [False, True], ids=["new id", "id used before"])
+def test_a_copy_taken_before_the_first_sign_in_applies_nothing_twice(
+    make_user, make_device, tmp_path, used_before
+):
+    """Both stores number the same work above the server's at their first sign-in, each
+    differently (with a used id, the original's own work moved the server's number): each
+    operation says the number it was made with, and the copy's are answered as replays of
+    the original's."""
+    user = make_user(grids=[GRID_1])
+    device_id = None
+    if used_before:
+        old = make_device(user, "old")
+        old.record_visit(grid_code=GRID_1, findings="旧")
+        assert old.sync().applied == 1
+        device_id = old.device_id
+        old.close()
+    visit, device_id = _copy_before_first_sign_in(make_device, tmp_path, device_id)
     original = make_device(None, "first", device_id=device_id)
     original.login(user.username, user.password)
-    assert original.sync().applied == 2
+    assert original.sync().applied == 3
     original.close()
+    reader = make_device(make_user(grids=[GRID_1]), "reader")
+    reader.sync()
+    before = reader.get(visit["id"])
+    assert before["version"] == 3 and before["fields"]["findings"] == "先录后改"
 
     copy = make_device(None, "copy", device_id=device_id)
     copy.login(user.username, user.password)
     report = copy.sync()
-    on_server = _server_visits(make_device, make_user)
-    assert on_server[visit["id"]]["version"] == 2  # the edit applied once (today: twice, 3)
-    assert (report.duplicates, report.applied, report.rejected) == (2, 0, 0)
+    assert (report.duplicates, report.applied, report.rejected) == (3, 0, 0)
+    assert copy.rejected() == [] and copy.pending_count() == 0
+    assert reader.sync().checksum_ok is True
+    on_server = reader.get(visit["id"])
+    assert on_server == before  # nothing applied again: same version, one note
+    assert len(on_server["collections"]["notes"]) == 1
+    assert copy.get(visit["id"]) == on_server
 
 
 def test_idle_syncs_move_no_number(make_user, make_device):

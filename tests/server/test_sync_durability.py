@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 
 from server.extensions import db
 from server.models import Record, SyncOp
+from sync import OpKind
 from tests.conftest import GRID_1, Login
 from tests.server.devices import ApiDevice
 
@@ -68,6 +69,74 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
     with any_app.app_context():
         assert db.session.execute(select(Record.version, Record.state)).all() == before
         assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 2
+
+
+def _renumbered(op, seq):
+    """``op`` as another copy of its store numbered it again (protocol §3)."""
+    return replace(op, seq=seq, made_seq=op.made_seq or op.seq)
+
+
+def _state(app):
+    with app.app_context():
+        return (
+            db.session.execute(select(Record.id, Record.version, Record.state)).all(),
+            db.session.execute(
+                select(SyncOp.seq, SyncOp.made_seq, SyncOp.outcome).order_by(SyncOp.seq)
+            ).all(),
+        )
+
+
+def test_a_renumbered_copy_of_a_held_change_is_its_replay(any_app, client, make_user, login):
+    # The original sent its work under the numbers it made it with; a copy of its store
+    # numbered the same work again, above 10, each saying the number it was made with.
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.update(rid, findings="二")
+    a.create("visit", grid_code="990101001001002")  # outside the worker's grids
+    made = list(a.outbox)
+    assert [r["status"] for r in a.push()] == ["applied", "applied", "rejected"]
+    before = _state(any_app)
+    copies = [_renumbered(o, 10 + n) for n, o in enumerate(made)]
+    answers = a.push(copies)
+    assert [(r["status"], r["original"], r["version"]) for r in answers] == [
+        ("duplicate", "applied", 1),
+        ("duplicate", "applied", 2),
+        ("duplicate", "rejected", None),
+    ]
+    assert _state(any_app) == before  # nothing applied again, no receipt for the new numbers
+    assert a.push(copies) == answers  # and so again
+
+
+def test_twins_numbered_again_differently_are_found_by_the_number_made_with(
+    any_app, client, make_user, login
+):
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.push()
+    # Made as number 2, never sent as such.
+    edit = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
+    [applied] = a.push([_renumbered(edit, 20)])
+    assert (applied["status"], applied["version"]) == ("applied", 2)
+    before = _state(any_app)
+    assert before[1][-1] == (20, 2, "applied")
+    [again] = a.push([_renumbered(edit, 30)])
+    assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
+    assert _state(any_app) == before
+
+
+def test_a_number_made_with_that_names_another_change_is_no_twin(any_app, client, make_user, login):
+    # The old store's operation 2 and this store's, made as 2 too and numbered again: two
+    # changes, both applied.
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.update(rid, findings="旧店二")
+    a.push()
+    mine = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "新店二"}, queue=False)
+    mine = replace(mine, seq=2)
+    [result] = a.push([_renumbered(mine, 3)])
+    assert (result["status"], result["version"]) == ("applied", 3)
+    with any_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 3
 
 
 def test_concurrent_replays_from_threads_apply_once(any_app, make_user, login):

@@ -106,6 +106,11 @@ def from_dict(data: object) -> Operation:
         collection=collection,
         item=item,
         reason=c.opt_string(d.get("reason"), "operation.reason", max_len=1000),
+        made_seq=(
+            None
+            if d.get("made_seq") is None
+            else c.integer(d["made_seq"], "operation.made_seq", minimum=1)
+        ),
     )
 
 
