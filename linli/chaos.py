@@ -49,7 +49,15 @@ from server.models import AdminUnit, User, UserGrid, level_of, parent_code_of, s
 from server.passwords import hash_password
 from server.scope import Scope
 from server.store import stored_state
-from sync import DELETED, TRANSIENT_REASONS, Operation, OpKind, RecordState, Write
+from sync import (
+    DELETED,
+    TRANSIENT_REASONS,
+    Operation,
+    OpKind,
+    RecordState,
+    Write,
+    canonical_json,
+)
 
 __all__ = [
     "FAULTS",
@@ -361,6 +369,11 @@ class Answer:
     version: int | None
 
 
+def _same_change(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two operations as sent are the same change: equal JSON but for the clock stamp."""
+    return canonical_json({**a, "hlc": ""}) == canonical_json({**b, "hlc": ""})
+
+
 def _writes(op: Operation, version: int | None) -> dict[str, Write]:
     if op.kind is OpKind.DELETE:
         values: dict[str, Any] = {DELETED: True}
@@ -407,7 +420,7 @@ class Model:
                     "the server never answered it before",
                 )
             self.final[key] = Answer(op, digest, status, result.get("version"))
-        elif digest != first.digest and {**op, "hlc": ""} != {**first.op, "hlc": ""}:
+        elif digest != first.digest and not _same_change(op, first.op):
             if key not in self.may_collide:
                 # Another operation under a key the server holds: a store numbering over
                 # another's (a device id used again), which only a restored copy's work from
@@ -474,7 +487,8 @@ class Device:
     restarted: bool = False  # a reset or a full re-pull was seen since the last check
     scope_stale: bool = False  # the user's scope changed; not yet synced since
     backup: Backup | None = None
-    restored: bool = False  # put back to a copy: its session may have been rotated since
+    # Put back to a copy: the session it holds, which the original may have rotated since.
+    restored_refresh: str | None = None
     numbering_stale: bool = False  # restored; no handshake or sign-in answer received since
 
     @property
@@ -857,7 +871,7 @@ class World:
         dev.made = {key: op for key, op in dev.made.items() if key in self.model.final}
         dev.latest = {}
         dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
-        dev.restored = dev.numbering_stale = False  # a new store, a new session
+        dev.restored_refresh, dev.numbering_stale = None, False  # a new store, a new session
         self._open(dev)
         dev.client.login(dev.user, PASSWORD)
         self.stats["wipe"] += 1
@@ -900,26 +914,31 @@ class World:
             for name in op.get("fields", {}):
                 dev.latest[(op["record_id"], name)] = key
             held = self.model.final.get(key)
-            if held is not None and {**held.op, "hlc": ""} != {**op, "hlc": ""}:
+            if held is not None and not _same_change(held.op, op):
                 # Unsent work of the copy under a number another store of the id used since
                 # (the original lost it in a wipe; the store enrolled after numbered over it).
                 self.model.may_collide.add(key)
         dev.last_cursor, dev.restarted, dev.scope_stale = backup.cursor, True, True
-        dev.restored = dev.numbering_stale = True
+        dev.numbering_stale = True
         self._open(dev)
+        dev.restored_refresh = dev.client.store.get("tokens", {}).get("refresh")
         self.stats["restore"] += 1
 
     def _sign_in_again(self, dev: Device, exc: ClientError) -> bool:
         """A restored copy's refresh token was rotated by the original since: the server ends
-        that session, and the app asks the worker to sign in again. True if it did."""
+        that session, and the app asks the worker to sign in again. True if it did. Only for
+        the session the copy brought back: once it has refreshed or signed in, a refusal of
+        its tokens is a finding like any other."""
+        tokens = dev.client.store.get("tokens", {}) or {}
         if not (
-            dev.restored
+            dev.restored_refresh is not None
+            and tokens.get("refresh") == dev.restored_refresh
             and isinstance(exc, AuthError)
             and exc.code in ("token_reused", "token_revoked")
         ):
             return False
         dev.client.login(dev.user, PASSWORD)
-        dev.numbering_stale = False
+        dev.restored_refresh, dev.numbering_stale = None, False
         self.stats["restore.sign_in"] += 1
         return True
 
@@ -1080,7 +1099,7 @@ class World:
                     "outbox",
                     f"{dev}: unacknowledged edit {key} ({op['kind']}) vanished from the outbox",
                 )
-            if {**have, "hlc": ""} != {**op, "hlc": ""}:
+            if not _same_change(have, op):
                 raise Violation("outbox", f"{dev}: pending edit {key} was changed")
         for seq, op in pending.items():
             if f"{op['device_id']}:{seq}" not in dev.made:

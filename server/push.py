@@ -120,22 +120,25 @@ _PAYLOAD = select(_OP.c.payload).where(
 )
 
 
-def _change(canonical: str, *, numbers: bool = False) -> dict[str, Any]:
+def _change(canonical: str, *, numbers: bool = False) -> str:
     """An operation's canonical text as the change it makes: without its clock stamp (and,
-    with ``numbers``, without its numbers), which copies of a store may give it differently."""
+    with ``numbers``, without its numbers), which copies of a store may give it differently.
+    Compared as text, not as values (``1``, ``1.0`` and ``true`` are equal values)."""
     op = jsontext.loads(canonical)
     for name in ("hlc", "seq", "made_seq") if numbers else ("hlc",):
         op.pop(name, None)
-    return op
+    return jsontext.canonical(op)
 
 
-def _restamped(device_id: str, seq: int, canonical: str) -> bool:
-    """Whether the operation held under ``device_id:seq`` is the one whose canonical text is
-    ``canonical`` but for its clock stamp: the same change, re-stamped after ``clock_ahead`` by
-    another copy of the store (protocol §5.5). Read only when the digests differ (rare)."""
-    held = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
-    text = held.scalar()
-    return text is not None and _change(text) == _change(canonical)
+def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None) -> bool:
+    """Whether the operation held under ``device_id:seq`` (its canonical text ``held`` if kept
+    in this batch, else read) is the one whose canonical text is ``canonical`` but for its
+    clock stamp: the same change, re-stamped after ``clock_ahead`` by another copy of the store
+    (protocol §5.5). Asked only when the digests differ (rare)."""
+    if held is None:
+        row = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
+        held = row.scalar()
+    return held is not None and _change(held) == _change(canonical)
 
 
 _TWINS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload).where(
@@ -316,6 +319,7 @@ class _Pusher:
         self.twins = _twins(self.device.id, renumbered) if renumbered else {}
         # A key sent twice in one batch is answered from the first one's receipt (kept below).
         self.repeated = len(seqs) < len(ops)
+        self.kept: dict[int, str] = {}  # canonical texts of receipts made in this batch
         self.batch.load(o.record_id for o in ops)
         self.valid_grids = _grids(
             {
@@ -346,7 +350,7 @@ class _Pusher:
         receipt = self.prior.get(op.seq) or self.twins.get(op.seq)
         if receipt is not None:
             if receipt.digest != checked.digest and _restamped(
-                op.device_id, op.seq, checked.canonical
+                op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)
             ):
                 receipt = replace(receipt, digest=checked.digest)  # answered as its replay
             result = apply_operation(
@@ -389,6 +393,7 @@ class _Pusher:
             result.reason,
             result.conflicts,
         )
+        self.kept[op.seq] = checked.canonical  # not written until the batch is
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op

@@ -52,7 +52,7 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
     rid = a.create("visit", findings="一")
     edit = a.update(rid, findings="二")
     first = a.push()
-    restamped = replace(edit, hlc=f"{int(edit.hlc[:13]) + 1:013d}{edit.hlc[13:]}")
+    restamped = _later(edit)
     assert restamped.digest() != edit.digest()
     with any_app.app_context():
         before = db.session.execute(select(Record.version, Record.state)).all()
@@ -69,6 +69,43 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
     with any_app.app_context():
         assert db.session.execute(select(Record.version, Record.state)).all() == before
         assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 2
+
+
+def _later(op):
+    """``op`` stamped again one millisecond later."""
+    return replace(op, hlc=f"{int(op.hlc[:13]) + 1:013d}{op.hlc[13:]}")
+
+
+def test_another_change_under_a_held_key_is_refused_whatever_the_stamp(
+    any_app, client, make_user, login
+):
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("dispute")
+    note = a.note(rid, "第一条", "dispute")
+    count = a.update(rid, "dispute", involved_count=1)
+    amount = a.update(rid, "dispute", involved_amount=1)
+    assert {r["status"] for r in a.push()} == {"applied"}
+    before = _state(any_app)
+    others = [
+        replace(_later(note), item={"id": str(uuid.uuid4()), "text": "另一条"}),
+        replace(_later(note), record_id=a.create("dispute")),
+        replace(_later(count), fields={"involved_count": True}),  # equal values in Python,
+        replace(_later(amount), fields={"involved_amount": 1.0}),  # not the same JSON
+    ]
+    a.outbox.clear()
+    answers = a.push(others)
+    assert [(r["status"], r.get("reason")) for r in answers] == [("rejected", "key_reused")] * 4
+    assert _state(any_app) == before
+
+
+def test_a_change_stamped_again_in_the_same_batch_is_its_replay(any_app, client, make_user, login):
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.push()
+    edit = a.update(rid, findings="二")
+    first, again = a.push([edit, _later(edit)])
+    assert (first["status"], first["version"]) == ("applied", 2)
+    assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
 
 
 def _renumbered(op, seq):
