@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from server import audit, jsontext
@@ -120,67 +120,78 @@ _PAYLOAD = select(_OP.c.payload).where(
 )
 
 
-def _change(canonical: str, *, numbers: bool = False) -> str:
-    """An operation's canonical text as the change it makes: without its clock stamp (and,
-    with ``numbers``, without its numbers), which copies of a store may give it differently.
-    Compared as text, not as values (``1``, ``1.0`` and ``true`` are equal values)."""
-    op = jsontext.loads(canonical)
+def _same_operation(held: str, sent: str, *, numbers: bool = False) -> bool:
+    """Whether the canonical texts ``held`` and ``sent`` are one operation: the same identity
+    (``op_id``, which both must carry) and the same change, their clock stamps aside (and, with
+    ``numbers``, their numbers): what copies of a store may give one operation differently.
+    The change is compared as JSON text, not as values (``1``, ``1.0`` and ``true`` are equal
+    values)."""
+    a, b = jsontext.loads(held), jsontext.loads(sent)
+    if a.get("op_id") is None or a.get("op_id") != b.get("op_id"):
+        return False
     for name in ("hlc", "seq", "made_seq") if numbers else ("hlc",):
-        op.pop(name, None)
-    return jsontext.canonical(op)
+        a.pop(name, None)
+        b.pop(name, None)
+    return jsontext.canonical(a) == jsontext.canonical(b)
 
 
 def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None) -> bool:
     """Whether the operation held under ``device_id:seq`` (its canonical text ``held`` if kept
-    in this batch, else read) is the one whose canonical text is ``canonical`` but for its
-    clock stamp: the same change, re-stamped after ``clock_ahead`` by another copy of the store
-    (protocol §5.5). Asked only when the digests differ (rare)."""
+    in this batch, else read) is the one whose canonical text is ``canonical``, stamped again
+    after ``clock_ahead`` by another copy of the store (protocol §5.5). Asked only when the
+    digests differ (rare)."""
     if held is None:
         row = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
         held = row.scalar()
-    return held is not None and _change(held) == _change(canonical)
+    return held is not None and _same_operation(held, canonical)
 
 
-_TWINS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload).where(
+_TWIN_COLUMNS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload)
+# Made with one of the numbers: numbered again (made_seq), or sent under it (made_seq NULL).
+# Two statements: SQLite plans an OR of the two as a scan of the device's receipts.
+_TWINS_RENUMBERED = _TWIN_COLUMNS.where(
     _OP.c.device_id == bindparam("device_id"),
-    or_(
-        _OP.c.seq.in_(bindparam("at", expanding=True)),
-        _OP.c.made_seq.in_(bindparam("made", expanding=True)),
-    ),
+    _OP.c.made_seq.in_(bindparam("made", expanding=True)),
 )
+_TWINS_AS_MADE = _TWIN_COLUMNS.where(
+    _OP.c.device_id == bindparam("device_id"),
+    _OP.c.seq.in_(bindparam("made", expanding=True)),
+    _OP.c.made_seq.is_(None),
+)
+
+
+def _receipt_of(r: Any, digest: str) -> Receipt:
+    """A held receipt row, answering an operation with ``digest`` as its replay."""
+    conflicts = tuple(r.conflicts.split(",")) if r.conflicts else ()
+    return Receipt(
+        f"{r.device_id}:{r.seq}",
+        digest,
+        Outcome(r.outcome),
+        r.record_id,
+        r.version,
+        r.reason,
+        conflicts,
+    )
 
 
 def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
     """For operations the device numbered again (``made_seq``) whose key the server does not
-    hold: the receipt of the same change held under another number — made with the same
-    number and sent unchanged, or numbered again differently by another copy of the store
-    (protocol §3). Such an operation is answered as that one's replay, never applied again."""
+    hold: the receipt of the same operation (:func:`_same_operation`) held under another
+    number — made with the same number and sent under it, or numbered again differently by
+    another copy of the store (protocol §3). Such an operation is answered as that one's
+    replay, never applied again."""
     made = sorted({c.op.made_seq for c in renumbered if c.op.made_seq is not None})
-    rows = db.session.connection().execute(
-        _TWINS, {"device_id": device_id, "at": made, "made": made}
-    )
+    conn = db.session.connection()
     by_made: dict[int, list[Any]] = {}
-    for r in sorted(rows, key=lambda r: r.seq):
-        for number in {r.seq, r.made_seq} - {None}:
-            by_made.setdefault(number, []).append(r)
+    for query in (_TWINS_RENUMBERED, _TWINS_AS_MADE):
+        for r in conn.execute(query, {"device_id": device_id, "made": made}):
+            by_made.setdefault(r.seq if r.made_seq is None else r.made_seq, []).append(r)
     found: dict[int, Receipt] = {}
     for checked in renumbered:
         op = checked.op
-        candidates = [r for r in by_made.get(op.made_seq, ()) if r.seq != op.seq]
-        if not candidates:
-            continue
-        change = _change(checked.canonical, numbers=True)
-        for r in candidates:
-            if _change(r.payload, numbers=True) == change:
-                found[op.seq] = Receipt(
-                    f"{r.device_id}:{r.seq}",
-                    checked.digest,  # answered as its replay
-                    Outcome(r.outcome),
-                    r.record_id,
-                    r.version,
-                    r.reason,
-                    tuple(r.conflicts.split(",")) if r.conflicts else (),
-                )
+        for r in sorted(by_made.get(op.made_seq, ()), key=lambda r: r.seq):
+            if r.seq != op.seq and _same_operation(r.payload, checked.canonical, numbers=True):
+                found[op.seq] = _receipt_of(r, checked.digest)
                 break
     return found
 
@@ -317,6 +328,9 @@ class _Pusher:
             if isinstance(c, _Checked) and c.op.made_seq is not None and c.op.seq not in self.prior
         ]
         self.twins = _twins(self.device.id, renumbered) if renumbered else {}
+        # With operations numbered again in the batch, one that is another's twin within it
+        # (a device sending both) is answered from the first one's receipt too.
+        self.by_id: dict[str, tuple[Receipt, str]] | None = {} if renumbered else None
         # A key sent twice in one batch is answered from the first one's receipt (kept below).
         self.repeated = len(seqs) < len(ops)
         self.kept: dict[int, str] = {}  # canonical texts of receipts made in this batch
@@ -348,6 +362,10 @@ class _Pusher:
         op = checked.op
         rec = self.batch.records.get(op.record_id)
         receipt = self.prior.get(op.seq) or self.twins.get(op.seq)
+        if receipt is None and self.by_id and op.op_id in self.by_id:
+            first, text = self.by_id[op.op_id]
+            if _same_operation(text, checked.canonical, numbers=True):
+                receipt = replace(first, digest=checked.digest)
         if receipt is not None:
             if receipt.digest != checked.digest and _restamped(
                 op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)
@@ -382,9 +400,9 @@ class _Pusher:
     def keep(self, checked: _Checked, result: MergeResult) -> None:
         op = checked.op
         self.batch.receipt(op, result, canonical=checked.canonical, digest=checked.digest)
-        if not self.repeated:
+        if not self.repeated and self.by_id is None:
             return
-        self.prior[op.seq] = Receipt(
+        receipt = Receipt(
             op.key,
             checked.digest,
             result.outcome,
@@ -393,7 +411,11 @@ class _Pusher:
             result.reason,
             result.conflicts,
         )
-        self.kept[op.seq] = checked.canonical  # not written until the batch is
+        if self.repeated:
+            self.prior[op.seq] = receipt
+            self.kept[op.seq] = checked.canonical  # not written until the batch is
+        if self.by_id is not None and op.op_id is not None:
+            self.by_id.setdefault(op.op_id, (receipt, checked.canonical))
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op

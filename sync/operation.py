@@ -72,6 +72,9 @@ class Operation:
     # The number the device made it with, when it numbered it again (a store's first sign-in
     # under a device id used before, protocol §3): copies of the store agree on it.
     made_seq: int | None = None
+    # The operation's identity (a UUID made with it): unchanged by a new clock stamp or a new
+    # number, shared by every copy of the store (protocol §4.1).
+    op_id: str | None = None
 
     @property
     def key(self) -> str:
@@ -98,6 +101,8 @@ class Operation:
             data["reason"] = self.reason
         if self.made_seq is not None:
             data["made_seq"] = self.made_seq
+        if self.op_id is not None:
+            data["op_id"] = self.op_id
         return data
 
     def canonical(self, encode: Callable[[Any], str] = canonical_json) -> str:
@@ -178,6 +183,7 @@ class Operation:
             made_seq=None
             if d.get("made_seq") is None
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1),
+            op_id=None if d.get("op_id") is None else c.uuid_text(d["op_id"], "operation.op_id"),
         )
 
 
@@ -288,6 +294,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
     sent_author = get("author", "")
     reason = get("reason")
     made_seq = get("made_seq")
+    op_id = get("op_id")
     if not (
         _text(device_id, 1, 64)
         and type(seq) is int
@@ -299,6 +306,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         and _text(sent_author, 0, 64)
         and (reason is None or _text(reason, 0, 1000))
         and (made_seq is None or (type(made_seq) is int and 1 <= made_seq <= _INT_MAX))
+        and (op_id is None or (type(op_id) is str and _UUID_RE.fullmatch(op_id)))
     ):
         return None
     return cls(
@@ -315,4 +323,5 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         item,
         reason,
         made_seq,
+        op_id,
     )

@@ -184,6 +184,64 @@ def test_a_copy_taken_before_the_first_sign_in_applies_nothing_twice(
     assert copy.get(visit["id"]) == on_server
 
 
+def _used_id(make_user: Any, make_device: Any) -> tuple[Any, str]:
+    """A worker and a device id the server already holds two operations of."""
+    user = make_user(grids=[GRID_1])
+    old = make_device(user, "old")
+    old.record_visit(grid_code=GRID_1, findings="旧1")
+    old.record_visit(grid_code=GRID_1, findings="旧2")
+    assert old.sync().applied == 2  # last_seq 2
+    device_id = old.device_id
+    old.close()
+    return user, device_id
+
+
+@pytest.mark.parametrize("app_config", [{"SYNC_MAX_BATCH": 2}])
+def test_setting_a_field_back_before_the_first_sign_in_is_not_taken_for_the_earlier_edit(
+    make_user, make_device, app_config
+):
+    """Numbered again from 1..4 to 3..6 and sent two at a time: the last edit (made 4, sent
+    as 6) has the content of the earlier one made as 2 and now held as 4, but it is another
+    operation, and it is applied."""
+    user, device_id = _used_id(make_user, make_device)
+    new = make_device(None, "new", device_id=device_id)
+    visit = new.record_visit(grid_code=GRID_1, findings="甲")
+    for value in ("乙", "丙", "乙"):
+        new.update(visit["id"], findings=value)
+    new.login(user.username, user.password)
+    report = new.sync()
+    assert (report.applied, report.duplicates, report.rejected) == (4, 0, 0)
+    reader = make_device(make_user(grids=[GRID_1]), "reader")
+    reader.sync()
+    assert reader.get(visit["id"])["fields"]["findings"] == "乙"
+    assert reader.get(visit["id"])["version"] == 4
+
+
+def test_a_copys_own_edit_with_the_content_of_an_earlier_one_is_applied(
+    make_user, make_device, tmp_path
+):
+    user, device_id = _used_id(make_user, make_device)
+    first = make_device(None, "first", device_id=device_id)
+    visit = first.record_visit(grid_code=GRID_1, findings="甲")
+    first.update(visit["id"], findings="乙")
+    first.update(visit["id"], findings="丙")
+    first.close()
+    shutil.copy(tmp_path / "first.sqlite3", tmp_path / "copy.sqlite3")
+    original = make_device(None, "first", device_id=device_id)
+    original.login(user.username, user.password)
+    assert original.sync().applied == 3
+    original.close()
+
+    copy = make_device(None, "copy", device_id=device_id)
+    copy.update(visit["id"], findings="乙")  # the worker's last word, made on the copy
+    copy.login(user.username, user.password)
+    report = copy.sync()
+    assert (report.duplicates, report.applied, report.rejected) == (3, 1, 0)
+    reader = make_device(make_user(grids=[GRID_1]), "reader")
+    reader.sync()
+    assert reader.get(visit["id"])["fields"]["findings"] == "乙"
+
+
 def test_idle_syncs_move_no_number(make_user, make_device):
     user = make_user(grids=[GRID_1])
     old = make_device(user, "old")

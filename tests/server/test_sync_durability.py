@@ -156,9 +156,44 @@ def test_twins_numbered_again_differently_are_found_by_the_number_made_with(
     assert (applied["status"], applied["version"]) == ("applied", 2)
     before = _state(any_app)
     assert before[1][-1] == (20, 2, "applied")
-    [again] = a.push([_renumbered(edit, 30)])
+    # The copies stamped it differently too (one re-stamped it after clock_ahead).
+    [again] = a.push([_renumbered(_later(edit), 30)])
     assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
     assert _state(any_app) == before
+    # Another operation with the same change and number made with is no twin: applied.
+    other = replace(_renumbered(_later(edit), 40), op_id=str(uuid.uuid4()))
+    [applied_too] = a.push([other])
+    assert (applied_too["status"], applied_too["version"]) == ("applied", 3)
+
+
+def test_the_same_change_by_another_operation_under_a_held_key_is_refused(
+    any_app, client, make_user, login
+):
+    # Two stores of one device id made the same edit under one number, each its own operation.
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    edit = a.update(rid, findings="二")
+    a.push()
+    [answer] = a.push([replace(_later(edit), op_id=str(uuid.uuid4()))])
+    assert (answer["status"], answer["reason"]) == ("rejected", "key_reused")
+    [unnamed] = a.push([replace(_later(edit), op_id=None)])  # no identity: never the same
+    assert (unnamed["status"], unnamed["reason"]) == ("rejected", "key_reused")
+
+
+@pytest.mark.parametrize("twin_first", [False, True])
+def test_twins_in_one_batch_apply_once(any_app, client, make_user, login, twin_first):
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.push()
+    edit = a.update(rid, findings="二")
+    batch = [edit, _renumbered(edit, 9)]
+    first, second = a.push(batch[::-1] if twin_first else batch)
+    assert (first["status"], first["version"]) == ("applied", 2)
+    assert (second["status"], second["original"], second["version"]) == (
+        "duplicate",
+        "applied",
+        2,
+    )
 
 
 def test_a_number_made_with_that_names_another_change_is_no_twin(any_app, client, make_user, login):

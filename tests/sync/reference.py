@@ -111,6 +111,7 @@ def from_dict(data: object) -> Operation:
             if d.get("made_seq") is None
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1)
         ),
+        op_id=None if d.get("op_id") is None else c.uuid_text(d["op_id"], "operation.op_id"),
     )
 
 

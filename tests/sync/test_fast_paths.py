@@ -112,6 +112,8 @@ def operations(draw: st.DrawFn) -> dict[str, Any]:
         data["reason"] = draw(st.none() | texts | st.text(min_size=990, max_size=1010))
     if draw(st.booleans()):
         data["made_seq"] = draw(st.none() | st.integers(1, 2**40) | ints)
+    if draw(st.booleans()):
+        data["op_id"] = draw(st.none() | uuids | uuids.map(str.upper) | texts)
     return data
 
 
@@ -161,6 +163,7 @@ def test_fast_path_takes_the_common_operations():
         {**base, "kind": "update", "fields": {"involved_amount": 12.5}},
         {**base, "kind": "resolve", "fields": fields, "reason": "checked"},
         {**base, "kind": "update", "fields": {"findings": "again"}, "made_seq": 1},
+        {**base, "kind": "update", "fields": {"findings": "x"}, "op_id": base["record_id"]},
         {**base, "kind": "delete"},
         {
             **base,
@@ -203,6 +206,8 @@ def test_attribution_replaces_only_the_author_on_both_decoders(data):
         {"seq": True},
         {"made_seq": 0},
         {"made_seq": False},
+        {"op_id": "0190D5C4-7A10-7C3E-9B7E-3F1C2B4A5D6E"},
+        {"op_id": 7},
         {"record_id": "0190D5C4-7A10-7C3E-9B7E-3F1C2B4A5D6E"},
         {"author": None},
         {"kind": "merge"},
