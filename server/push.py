@@ -120,30 +120,37 @@ _PAYLOAD = select(_OP.c.payload).where(
 )
 
 
-def _same_operation(held: str, sent: str, *, numbers: bool = False) -> bool:
-    """Whether the canonical texts ``held`` and ``sent`` are one operation: the same identity
-    (``op_id``, which both must carry) and the same change, their clock stamps aside (and, with
-    ``numbers``, their numbers): what copies of a store may give one operation differently.
-    The change is compared as JSON text, not as values (``1``, ``1.0`` and ``true`` are equal
-    values)."""
-    a, b = jsontext.loads(held), jsontext.loads(sent)
-    if a.get("op_id") is None or a.get("op_id") != b.get("op_id"):
+def _same_operation(held: dict[str, Any], sent: dict[str, Any], *, numbers: bool = False) -> bool:
+    """Whether the decoded canonical payloads ``held`` and ``sent`` are one operation: the same
+    identity (``op_id``, which both must carry) and the same change, their clock stamps aside
+    (and, with ``numbers``, their numbers): what copies of a store may give one operation
+    differently. The change is compared as JSON text, not as values (``1``, ``1.0`` and
+    ``true`` are equal values)."""
+    if held.get("op_id") is None or held.get("op_id") != sent.get("op_id"):
         return False
-    for name in ("hlc", "seq", "made_seq") if numbers else ("hlc",):
-        a.pop(name, None)
-        b.pop(name, None)
-    return jsontext.canonical(a) == jsontext.canonical(b)
+    skip = ("hlc", "seq", "made_seq") if numbers else ("hlc",)
+    return _text_without(held, skip) == _text_without(sent, skip)
+
+
+def _text_without(op: dict[str, Any], names: tuple[str, ...]) -> str:
+    return jsontext.canonical({k: v for k, v in op.items() if k not in names})
 
 
 def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None) -> bool:
     """Whether the operation held under ``device_id:seq`` (its canonical text ``held`` if kept
-    in this batch, else read) is the one whose canonical text is ``canonical``, stamped again
-    after ``clock_ahead`` by another copy of the store (protocol §5.5). Asked only when the
-    digests differ (rare)."""
+    in this batch, else read) is the one whose canonical text is ``canonical``: stamped again
+    after ``clock_ahead`` by another copy of the store (protocol §5.5), or held by a server
+    from before operations carried ``op_id`` and ``made_seq``, which it left out (the same text
+    without them). Asked only when the digests differ (rare)."""
     if held is None:
         row = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
         held = row.scalar()
-    return held is not None and _same_operation(held, canonical)
+    if held is None:
+        return False
+    held_op, sent_op = jsontext.loads(held), jsontext.loads(canonical)
+    if "op_id" not in held_op:
+        return held == _text_without(sent_op, ("op_id", "made_seq"))
+    return _same_operation(held_op, sent_op)
 
 
 _TWIN_COLUMNS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload)
@@ -179,19 +186,27 @@ def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
     hold: the receipt of the same operation (:func:`_same_operation`) held under another
     number — made with the same number and sent under it, or numbered again differently by
     another copy of the store (protocol §3). Such an operation is answered as that one's
-    replay, never applied again."""
+    replay, never applied again. Keyed by ``id()`` of the operation's ``_Checked``; each held
+    payload is read once, and only those with the operation's own ``op_id`` are compared."""
     made = sorted({c.op.made_seq for c in renumbered if c.op.made_seq is not None})
     conn = db.session.connection()
-    by_made: dict[int, list[Any]] = {}
+    held: dict[tuple[int, str], list[tuple[Any, dict[str, Any]]]] = {}
     for query in (_TWINS_RENUMBERED, _TWINS_AS_MADE):
         for r in conn.execute(query, {"device_id": device_id, "made": made}):
-            by_made.setdefault(r.seq if r.made_seq is None else r.made_seq, []).append(r)
+            payload = jsontext.loads(r.payload)
+            if isinstance(payload.get("op_id"), str):
+                number = r.seq if r.made_seq is None else r.made_seq
+                held.setdefault((number, payload["op_id"]), []).append((r, payload))
     found: dict[int, Receipt] = {}
     for checked in renumbered:
         op = checked.op
-        for r in sorted(by_made.get(op.made_seq, ()), key=lambda r: r.seq):
-            if r.seq != op.seq and _same_operation(r.payload, checked.canonical, numbers=True):
-                found[op.seq] = _receipt_of(r, checked.digest)
+        if op.made_seq is None or op.op_id is None:
+            continue
+        sent = None
+        for r, payload in sorted(held.get((op.made_seq, op.op_id), ()), key=lambda x: x[0].seq):
+            sent = sent or jsontext.loads(checked.canonical)
+            if r.seq != op.seq and _same_operation(payload, sent, numbers=True):
+                found[id(checked)] = _receipt_of(r, checked.digest)
                 break
     return found
 
@@ -328,9 +343,12 @@ class _Pusher:
             if isinstance(c, _Checked) and c.op.made_seq is not None and c.op.seq not in self.prior
         ]
         self.twins = _twins(self.device.id, renumbered) if renumbered else {}
-        # With operations numbered again in the batch, one that is another's twin within it
-        # (a device sending both) is answered from the first one's receipt too.
-        self.by_id: dict[str, tuple[Receipt, str]] | None = {} if renumbered else None
+        # With operations numbered again in the batch: one that is the twin of another made
+        # with the same number earlier in it (a device sending both) is answered from that
+        # one's receipt (a resend finds that one held). Kept by (made number, op_id).
+        self.made_here: dict[tuple[int, str], tuple[Receipt, str]] | None = (
+            {} if renumbered else None
+        )
         # A key sent twice in one batch is answered from the first one's receipt (kept below).
         self.repeated = len(seqs) < len(ops)
         self.kept: dict[int, str] = {}  # canonical texts of receipts made in this batch
@@ -361,11 +379,13 @@ class _Pusher:
     def one(self, checked: _Checked) -> OpResult:
         op = checked.op
         rec = self.batch.records.get(op.record_id)
-        receipt = self.prior.get(op.seq) or self.twins.get(op.seq)
-        if receipt is None and self.by_id and op.op_id in self.by_id:
-            first, text = self.by_id[op.op_id]
-            if _same_operation(text, checked.canonical, numbers=True):
-                receipt = replace(first, digest=checked.digest)
+        receipt = self.prior.get(op.seq) or self.twins.get(id(checked))
+        if receipt is None and self.made_here and op.made_seq is not None:
+            first = self.made_here.get((op.made_seq, op.op_id or ""))
+            if first is not None and _same_operation(
+                jsontext.loads(first[1]), jsontext.loads(checked.canonical), numbers=True
+            ):
+                receipt = replace(first[0], digest=checked.digest)
         if receipt is not None:
             if receipt.digest != checked.digest and _restamped(
                 op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)
@@ -400,7 +420,7 @@ class _Pusher:
     def keep(self, checked: _Checked, result: MergeResult) -> None:
         op = checked.op
         self.batch.receipt(op, result, canonical=checked.canonical, digest=checked.digest)
-        if not self.repeated and self.by_id is None:
+        if not self.repeated and self.made_here is None:
             return
         receipt = Receipt(
             op.key,
@@ -414,8 +434,9 @@ class _Pusher:
         if self.repeated:
             self.prior[op.seq] = receipt
             self.kept[op.seq] = checked.canonical  # not written until the batch is
-        if self.by_id is not None and op.op_id is not None:
-            self.by_id.setdefault(op.op_id, (receipt, checked.canonical))
+        if self.made_here is not None and op.op_id is not None:
+            number = op.seq if op.made_seq is None else op.made_seq
+            self.made_here.setdefault((number, op.op_id), (receipt, checked.canonical))
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op
