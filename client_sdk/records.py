@@ -98,7 +98,6 @@ class Records:
                 str(clock.now()),
                 str(user.get("username", "")),
                 **kw,
-                op_id=str(uuid.uuid4()),  # its identity, whatever its number or stamp becomes
             )
 
         grid = kw.get("fields", {}).get("grid_code")

@@ -433,7 +433,9 @@ class SyncPass:
         with self.store.tx() as conn:
             count = 0
             for op in sorted(ops, key=lambda o: o.seq):
-                Store.replace_op(conn, replace(op, hlc=str(clock.now())))
+                # The stamp it was made with stays its identity (protocol §4.1).
+                again = replace(op, hlc=str(clock.now()), made_hlc=op.made_hlc or op.hlc)
+                Store.replace_op(conn, again)
                 count += 1
             if count or reset:
                 Store.put(conn, "hlc", str(clock.last) if count else None)

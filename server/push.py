@@ -120,15 +120,21 @@ _PAYLOAD = select(_OP.c.payload).where(
 )
 
 
+def _identity(op: dict[str, Any]) -> Any:
+    """An operation's identity among its device's (protocol §4.1): the clock stamp it was made
+    with — ``made_hlc`` once it was stamped again, else ``hlc``. No new stamp or number changes
+    it, and every copy of the store has it."""
+    return op.get("made_hlc") or op.get("hlc")
+
+
 def _same_operation(held: dict[str, Any], sent: dict[str, Any], *, numbers: bool = False) -> bool:
     """Whether the decoded canonical payloads ``held`` and ``sent`` are one operation: the same
-    identity (``op_id``, which both must carry) and the same change, their clock stamps aside
-    (and, with ``numbers``, their numbers): what copies of a store may give one operation
-    differently. The change is compared as JSON text, not as values (``1``, ``1.0`` and
-    ``true`` are equal values)."""
-    if held.get("op_id") is None or held.get("op_id") != sent.get("op_id"):
+    identity and the same change, their current stamps aside (and, with ``numbers``, their
+    numbers): what copies of a store may give one operation differently. The change is
+    compared as JSON text, not as values (``1``, ``1.0`` and ``true`` are equal values)."""
+    if _identity(held) != _identity(sent):
         return False
-    skip = ("hlc", "seq", "made_seq") if numbers else ("hlc",)
+    skip = ("hlc", "made_hlc", "seq", "made_seq") if numbers else ("hlc", "made_hlc")
     return _text_without(held, skip) == _text_without(sent, skip)
 
 
@@ -140,17 +146,17 @@ def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None
     """Whether the operation held under ``device_id:seq`` (its canonical text ``held`` if kept
     in this batch, else read) is the one whose canonical text is ``canonical``: stamped again
     after ``clock_ahead`` by another copy of the store (protocol §5.5), or held by a server
-    from before operations carried ``op_id`` and ``made_seq``, which it left out (the same text
-    without them). Asked only when the digests differ (rare)."""
+    from before ``made_hlc`` and ``made_seq``, which it left out (the same text without them).
+    Asked only when the digests differ (rare)."""
     if held is None:
         row = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
         held = row.scalar()
     if held is None:
         return False
-    held_op, sent_op = jsontext.loads(held), jsontext.loads(canonical)
-    if "op_id" not in held_op:
-        return held == _text_without(sent_op, ("op_id", "made_seq"))
-    return _same_operation(held_op, sent_op)
+    sent = jsontext.loads(canonical)
+    return held == _text_without(sent, ("made_hlc", "made_seq")) or _same_operation(
+        jsontext.loads(held), sent
+    )
 
 
 _TWIN_COLUMNS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload)
@@ -187,23 +193,23 @@ def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
     number — made with the same number and sent under it, or numbered again differently by
     another copy of the store (protocol §3). Such an operation is answered as that one's
     replay, never applied again. Keyed by ``id()`` of the operation's ``_Checked``; each held
-    payload is read once, and only those with the operation's own ``op_id`` are compared."""
+    payload is read once, and only those with the operation's own identity are compared."""
     made = sorted({c.op.made_seq for c in renumbered if c.op.made_seq is not None})
     conn = db.session.connection()
     held: dict[tuple[int, str], list[tuple[Any, dict[str, Any]]]] = {}
     for query in (_TWINS_RENUMBERED, _TWINS_AS_MADE):
         for r in conn.execute(query, {"device_id": device_id, "made": made}):
             payload = jsontext.loads(r.payload)
-            if isinstance(payload.get("op_id"), str):
-                number = r.seq if r.made_seq is None else r.made_seq
-                held.setdefault((number, payload["op_id"]), []).append((r, payload))
+            number = r.seq if r.made_seq is None else r.made_seq
+            held.setdefault((number, _identity(payload)), []).append((r, payload))
     found: dict[int, Receipt] = {}
     for checked in renumbered:
         op = checked.op
-        if op.made_seq is None or op.op_id is None:
+        if op.made_seq is None:
             continue
         sent = None
-        for r, payload in sorted(held.get((op.made_seq, op.op_id), ()), key=lambda x: x[0].seq):
+        twins = held.get((op.made_seq, op.made_hlc or op.hlc), ())
+        for r, payload in sorted(twins, key=lambda x: x[0].seq):
             sent = sent or jsontext.loads(checked.canonical)
             if r.seq != op.seq and _same_operation(payload, sent, numbers=True):
                 found[id(checked)] = _receipt_of(r, checked.digest)
@@ -345,7 +351,7 @@ class _Pusher:
         self.twins = _twins(self.device.id, renumbered) if renumbered else {}
         # With operations numbered again in the batch: one that is the twin of another made
         # with the same number earlier in it (a device sending both) is answered from that
-        # one's receipt (a resend finds that one held). Kept by (made number, op_id).
+        # one's receipt (a resend finds that one held). Kept by (made number, identity).
         self.made_here: dict[tuple[int, str], tuple[Receipt, str]] | None = (
             {} if renumbered else None
         )
@@ -381,7 +387,7 @@ class _Pusher:
         rec = self.batch.records.get(op.record_id)
         receipt = self.prior.get(op.seq) or self.twins.get(id(checked))
         if receipt is None and self.made_here and op.made_seq is not None:
-            first = self.made_here.get((op.made_seq, op.op_id or ""))
+            first = self.made_here.get((op.made_seq, op.made_hlc or op.hlc))
             if first is not None and _same_operation(
                 jsontext.loads(first[1]), jsontext.loads(checked.canonical), numbers=True
             ):
@@ -434,9 +440,10 @@ class _Pusher:
         if self.repeated:
             self.prior[op.seq] = receipt
             self.kept[op.seq] = checked.canonical  # not written until the batch is
-        if self.made_here is not None and op.op_id is not None:
+        if self.made_here is not None:
             number = op.seq if op.made_seq is None else op.made_seq
-            self.made_here.setdefault((number, op.op_id), (receipt, checked.canonical))
+            key = (number, op.made_hlc or op.hlc)
+            self.made_here.setdefault(key, (receipt, checked.canonical))
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op

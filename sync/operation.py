@@ -72,9 +72,10 @@ class Operation:
     # The number the device made it with, when it numbered it again (a store's first sign-in
     # under a device id used before, protocol §3): copies of the store agree on it.
     made_seq: int | None = None
-    # The operation's identity (a UUID made with it): unchanged by a new clock stamp or a new
-    # number, shared by every copy of the store (protocol §4.1).
-    op_id: str | None = None
+    # The clock stamp it was made with, when the device stamped it again (after clock_ahead).
+    # ``made_hlc`` or else ``hlc`` is the operation's identity among its device's: unchanged
+    # by a new stamp or a new number, shared by every copy of the store (protocol §4.1).
+    made_hlc: str | None = None
 
     @property
     def key(self) -> str:
@@ -101,8 +102,8 @@ class Operation:
             data["reason"] = self.reason
         if self.made_seq is not None:
             data["made_seq"] = self.made_seq
-        if self.op_id is not None:
-            data["op_id"] = self.op_id
+        if self.made_hlc is not None:
+            data["made_hlc"] = self.made_hlc
         return data
 
     def canonical(self, encode: Callable[[Any], str] = canonical_json) -> str:
@@ -183,7 +184,7 @@ class Operation:
             made_seq=None
             if d.get("made_seq") is None
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1),
-            op_id=None if d.get("op_id") is None else c.uuid_text(d["op_id"], "operation.op_id"),
+            made_hlc=None if d.get("made_hlc") is None else _stamp(d["made_hlc"]),
         )
 
 
@@ -209,6 +210,13 @@ def _unicode(text: str) -> bool:
 def _text(value: object, min_len: int, max_len: int) -> bool:
     """What ``c.string`` accepts, for the exact ``str`` type (False: ask ``c.string``)."""
     return type(value) is str and min_len <= len(value) <= max_len and _unicode(value)
+
+
+def _stamp(value: object) -> str:
+    """A clock stamp other than the operation's own (``made_hlc``), checked as ``hlc`` is."""
+    text = c.string(value, "operation.made_hlc", max_len=90)
+    HLC.parse(text)
+    return text
 
 
 def _attributed(sent: str, author: str | None) -> str:
@@ -294,7 +302,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
     sent_author = get("author", "")
     reason = get("reason")
     made_seq = get("made_seq")
-    op_id = get("op_id")
+    made_hlc = get("made_hlc")
     if not (
         _text(device_id, 1, 64)
         and type(seq) is int
@@ -306,7 +314,10 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         and _text(sent_author, 0, 64)
         and (reason is None or _text(reason, 0, 1000))
         and (made_seq is None or (type(made_seq) is int and 1 <= made_seq <= _INT_MAX))
-        and (op_id is None or (type(op_id) is str and _UUID_RE.fullmatch(op_id)))
+        and (
+            made_hlc is None
+            or (type(made_hlc) is str and len(made_hlc) <= 90 and _HLC_RE.fullmatch(made_hlc))
+        )
     ):
         return None
     return cls(
@@ -323,5 +334,5 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         item,
         reason,
         made_seq,
-        op_id,
+        made_hlc,
     )

@@ -177,19 +177,8 @@ def _apply_rate(database: BenchDatabase, records: list[tuple[str, dict[str, Any]
     }
     clock = HybridClock(device_id.replace("-", "")[:20])
     size = database.app.config["SYNC_MAX_BATCH"]  # the batches the server takes, as the SDK sends
-    ops = [  # as the SDK makes them: each with its identity (op_id)
-        Operation(
-            device_id,
-            seq,
-            OpKind.CREATE,
-            "visit",
-            rid,
-            0,
-            str(clock.now()),
-            "",
-            fields=f,
-            op_id=str(uuid.uuid4()),
-        )
+    ops = [
+        Operation(device_id, seq, OpKind.CREATE, "visit", rid, 0, str(clock.now()), "", fields=f)
         for seq, (rid, f) in enumerate(records, start=1)
     ]
     bodies = [

@@ -53,7 +53,6 @@ class ApiDevice:
             hlc=str(self.clock.now()),
             author=author,
             **kw,
-            op_id=str(uuid.uuid4()),
         )
         self.next_seq += 1
         if queue:

@@ -52,7 +52,7 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
     rid = a.create("visit", findings="一")
     edit = a.update(rid, findings="二")
     first = a.push()
-    restamped = _later(edit)
+    restamped = _stamped_again(edit)
     assert restamped.digest() != edit.digest()
     with any_app.app_context():
         before = db.session.execute(select(Record.version, Record.state)).all()
@@ -72,8 +72,14 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
 
 
 def _later(op):
-    """``op`` stamped again one millisecond later."""
+    """Another operation with ``op``'s change, made one millisecond later."""
     return replace(op, hlc=f"{int(op.hlc[:13]) + 1:013d}{op.hlc[13:]}")
+
+
+def _stamped_again(op):
+    """``op`` stamped again one millisecond later, as the SDK does after ``clock_ahead``: the
+    stamp it was made with kept as its identity (``made_hlc``)."""
+    return replace(_later(op), made_hlc=op.made_hlc or op.hlc)
 
 
 def test_another_change_under_a_held_key_is_refused_whatever_the_stamp(
@@ -103,7 +109,7 @@ def test_a_change_stamped_again_in_the_same_batch_is_its_replay(any_app, client,
     rid = a.create("visit", findings="一")
     a.push()
     edit = a.update(rid, findings="二")
-    first, again = a.push([edit, _later(edit)])
+    first, again = a.push([edit, _stamped_again(edit)])
     assert (first["status"], first["version"]) == ("applied", 2)
     assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
 
@@ -157,11 +163,11 @@ def test_twins_numbered_again_differently_are_found_by_the_number_made_with(
     before = _state(any_app)
     assert before[1][-1] == (20, 2, "applied")
     # The copies stamped it differently too (one re-stamped it after clock_ahead).
-    [again] = a.push([_renumbered(_later(edit), 30)])
+    [again] = a.push([_renumbered(_stamped_again(edit), 30)])
     assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
     assert _state(any_app) == before
     # Another operation with the same change and number made with is no twin: applied.
-    other = replace(_renumbered(_later(edit), 40), op_id=str(uuid.uuid4()))
+    other = _renumbered(_later(edit), 40)
     [applied_too] = a.push([other])
     assert (applied_too["status"], applied_too["version"]) == ("applied", 3)
 
@@ -174,10 +180,8 @@ def test_the_same_change_by_another_operation_under_a_held_key_is_refused(
     rid = a.create("visit", findings="一")
     edit = a.update(rid, findings="二")
     a.push()
-    [answer] = a.push([replace(_later(edit), op_id=str(uuid.uuid4()))])
+    [answer] = a.push([_later(edit)])
     assert (answer["status"], answer["reason"]) == ("rejected", "key_reused")
-    [unnamed] = a.push([replace(_later(edit), op_id=None)])  # no identity: never the same
-    assert (unnamed["status"], unnamed["reason"]) == ("rejected", "key_reused")
 
 
 def test_a_twin_later_in_the_same_batch_is_answered_as_the_first_and_so_is_its_resend(
@@ -188,7 +192,7 @@ def test_a_twin_later_in_the_same_batch_is_answered_as_the_first_and_so_is_its_r
     a.push()
     edit = a.update(rid, findings="二")
     twin = _renumbered(edit, 9)
-    first, second = a.push([edit, twin, _later(twin)])[:2]
+    first, second = a.push([edit, twin, _stamped_again(twin)])[:2]
     assert (first["status"], first["version"]) == ("applied", 2)
     assert (second["status"], second["original"], second["version"]) == (
         "duplicate",
@@ -197,19 +201,19 @@ def test_a_twin_later_in_the_same_batch_is_answered_as_the_first_and_so_is_its_r
     )
     before = _state(any_app)
     assert a.push([twin]) == [second]  # its answer lost: sent again alone
-    assert a.push([_later(twin)])[0]["status"] == "duplicate"
+    assert a.push([_stamped_again(twin)])[0]["status"] == "duplicate"
     assert _state(any_app) == before
 
 
-def test_an_operation_held_by_a_server_that_did_not_keep_op_id_is_replayed_after_an_upgrade(
+def test_an_operation_held_by_a_server_that_did_not_keep_made_hlc_is_replayed_after_an_upgrade(
     any_app, client, make_user, login
 ):
-    # A server from before op_id and made_seq read past them: it holds the payload without.
+    # A server from before made_hlc and made_seq read past them: it holds the payload without.
     a = ApiDevice(client, login(make_user("grid_worker")))
     rid = a.create("visit", findings="一")
     a.push()
-    edit = a.update(rid, findings="二")
-    [held] = a.push([replace(edit, op_id=None)])
+    edit = _stamped_again(a.update(rid, findings="二"))
+    [held] = a.push([replace(edit, made_hlc=None)])
     [again] = a.push([edit])  # the device sends its stored text again, unchanged
     assert (again["status"], again["original"], again["version"]) == (
         "duplicate",

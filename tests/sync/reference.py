@@ -58,6 +58,12 @@ def json_value(value: object, what: str, *, max_bytes: int = MAX_VALUE_BYTES) ->
     return value
 
 
+def _made_hlc(value: object) -> str:
+    text = c.string(value, "operation.made_hlc", max_len=90)
+    HLC.parse(text)
+    return text
+
+
 def from_dict(data: object) -> Operation:
     """Decode and check the shape of one operation; raise a WireFormatError subclass."""
     d = c.mapping(data, "operation")
@@ -111,7 +117,7 @@ def from_dict(data: object) -> Operation:
             if d.get("made_seq") is None
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1)
         ),
-        op_id=None if d.get("op_id") is None else c.uuid_text(d["op_id"], "operation.op_id"),
+        made_hlc=None if d.get("made_hlc") is None else _made_hlc(d["made_hlc"]),
     )
 
 

@@ -113,7 +113,7 @@ def operations(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         data["made_seq"] = draw(st.none() | st.integers(1, 2**40) | ints)
     if draw(st.booleans()):
-        data["op_id"] = draw(st.none() | uuids | uuids.map(str.upper) | texts)
+        data["made_hlc"] = draw(st.none() | hlcs | texts | ints)
     return data
 
 
@@ -163,7 +163,7 @@ def test_fast_path_takes_the_common_operations():
         {**base, "kind": "update", "fields": {"involved_amount": 12.5}},
         {**base, "kind": "resolve", "fields": fields, "reason": "checked"},
         {**base, "kind": "update", "fields": {"findings": "again"}, "made_seq": 1},
-        {**base, "kind": "update", "fields": {"findings": "x"}, "op_id": base["record_id"]},
+        {**base, "kind": "update", "fields": {"findings": "x"}, "made_hlc": base["hlc"]},
         {**base, "kind": "delete"},
         {
             **base,
@@ -206,8 +206,8 @@ def test_attribution_replaces_only_the_author_on_both_decoders(data):
         {"seq": True},
         {"made_seq": 0},
         {"made_seq": False},
-        {"op_id": "0190D5C4-7A10-7C3E-9B7E-3F1C2B4A5D6E"},
-        {"op_id": 7},
+        {"made_hlc": "1700000000000:0:dev-1"},
+        {"made_hlc": 7},
         {"record_id": "0190D5C4-7A10-7C3E-9B7E-3F1C2B4A5D6E"},
         {"author": None},
         {"kind": "merge"},
