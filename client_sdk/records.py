@@ -11,6 +11,7 @@ A record view is a dict: ``id``, ``type``, ``version``, ``grid_code``, ``deleted
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -67,6 +68,11 @@ def _validated(record_type: str, fields: Mapping[str, Any], *, partial: bool) ->
     return dict(fields)
 
 
+# Edits carry a nonce: the same change made by two copies of a store at one stamp is still two
+# operations (protocol §4.1).
+_EDITS = frozenset({OpKind.UPDATE, OpKind.DELETE, OpKind.RESOLVE})
+
+
 class Records:
     """Mixin of :class:`~client_sdk.Client`: the field API over the local store."""
 
@@ -100,6 +106,8 @@ class Records:
                 **kw,
             )
 
+        if kind in _EDITS:  # a create or an append has a random record or item id already
+            kw["nonce"] = secrets.token_urlsafe(8)
         grid = kw.get("fields", {}).get("grid_code")
         return self.store.add_op(record_id, make, grid_code=grid)
 

@@ -370,8 +370,10 @@ class Answer:
 
 
 def _same_change(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two operations as sent are the same change: equal JSON but for the clock stamp."""
-    return canonical_json({**a, "hlc": ""}) == canonical_json({**b, "hlc": ""})
+    """Two operations as sent are the same change: equal JSON but for the clock stamp (and the
+    stamp made with, which a re-stamp records)."""
+    unstamped = {"hlc": "", "made_hlc": ""}
+    return canonical_json({**a, **unstamped}) == canonical_json({**b, **unstamped})
 
 
 def _writes(op: Operation, version: int | None) -> dict[str, Write]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -76,6 +77,10 @@ class Operation:
     # ``made_hlc`` or else ``hlc`` is the operation's identity among its device's: unchanged
     # by a new stamp or a new number, shared by every copy of the store (protocol §4.1).
     made_hlc: str | None = None
+    # Random, on an edit (update, delete, resolve): two edits with the same change made by two
+    # copies of a store at the same stamp are still two operations (a create or an append has
+    # a random record or item id already; protocol §4.1).
+    nonce: str | None = None
 
     @property
     def key(self) -> str:
@@ -104,6 +109,8 @@ class Operation:
             data["made_seq"] = self.made_seq
         if self.made_hlc is not None:
             data["made_hlc"] = self.made_hlc
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
         return data
 
     def canonical(self, encode: Callable[[Any], str] = canonical_json) -> str:
@@ -185,6 +192,7 @@ class Operation:
             if d.get("made_seq") is None
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1),
             made_hlc=None if d.get("made_hlc") is None else _stamp(d["made_hlc"]),
+            nonce=None if d.get("nonce") is None else _nonce(d["nonce"]),
         )
 
 
@@ -216,6 +224,17 @@ def _stamp(value: object) -> str:
     """A clock stamp other than the operation's own (``made_hlc``), checked as ``hlc`` is."""
     text = c.string(value, "operation.made_hlc", max_len=90)
     HLC.parse(text)
+    return text
+
+
+_NONCE_RE = re.compile(r"[A-Za-z0-9_\-]{1,32}", re.ASCII)
+
+
+def _nonce(value: object) -> str:
+    """An edit's nonce: 1-32 characters of ``A-Z a-z 0-9 _ -``."""
+    text = c.string(value, "operation.nonce", max_len=32)
+    if not _NONCE_RE.fullmatch(text):
+        raise WrongType("operation.nonce must be 1-32 of A-Z a-z 0-9 _ -", field="operation.nonce")
     return text
 
 
@@ -303,6 +322,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
     reason = get("reason")
     made_seq = get("made_seq")
     made_hlc = get("made_hlc")
+    nonce = get("nonce")
     if not (
         _text(device_id, 1, 64)
         and type(seq) is int
@@ -318,6 +338,7 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
             made_hlc is None
             or (type(made_hlc) is str and len(made_hlc) <= 90 and _HLC_RE.fullmatch(made_hlc))
         )
+        and (nonce is None or (type(nonce) is str and _NONCE_RE.fullmatch(nonce)))
     ):
         return None
     return cls(
@@ -335,4 +356,5 @@ def _decode_plain(cls: type[Operation], d: object, author: str | None = None) ->
         reason,
         made_seq,
         made_hlc,
+        nonce,
     )

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from client_sdk import Client, NetworkError, ProtocolError, Request, Response, Transport
+from sync.clock import wall_clock_ms
 
 from .conftest import GRID_1
 
@@ -240,6 +241,64 @@ def test_a_copys_own_edit_with_the_content_of_an_earlier_one_is_applied(
     reader = make_device(make_user(grids=[GRID_1]), "reader")
     reader.sync()
     assert reader.get(visit["id"])["fields"]["findings"] == "乙"
+
+
+def _two_minutes_fast() -> int:  # within the drift limit: no clock_ahead, only an offset
+    return wall_clock_ms() + 120_000
+
+
+def test_a_restored_copys_edit_made_at_the_originals_stamp_is_still_another_operation(
+    make_user, make_device, tmp_path
+):
+    """The store's last stamp is ahead of the corrected clock, so a copy of it stamps its next
+    edit exactly as the original stamped its own: same number, same stamp, same change. They
+    are two edits (each has its nonce): the copy's is refused ``key_reused``, not answered as
+    the original's replay."""
+    user = make_user(grids=[GRID_1])
+    original = make_device(user, "original", clock=_two_minutes_fast)
+    visit = original.record_visit(grid_code=GRID_1, findings="初访")
+    assert original.sync().applied == 1
+    original.store.db.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    shutil.copy(tmp_path / "original.sqlite3", tmp_path / "restored.sqlite3")
+    original.update(visit["id"], findings="复访")
+    [made] = original.store.pending()
+    assert original.sync().applied == 1
+    device_id = original.device_id
+    original.close()
+
+    restored = make_device(None, "restored", device_id=device_id, clock=_two_minutes_fast)
+    restored.update(visit["id"], findings="复访")  # the worker redoes it, offline
+    [again] = restored.store.pending()
+    assert (again.seq, again.hlc) == (made.seq, made.hlc) and again.nonce != made.nonce
+    report = restored.sync()
+    assert (report.rejected, report.duplicates) == (1, 0)
+    assert [r["reason"] for r in restored.rejected()] == ["key_reused"]
+
+
+def test_edits_made_by_the_original_and_a_copy_after_it_was_taken_are_two_operations(
+    make_user, make_device, tmp_path
+):
+    user, ahead = make_user(grids=[GRID_1]), [120_000]
+
+    def clock() -> int:
+        return wall_clock_ms() + ahead[0]
+
+    first = make_device(None, "first", clock=clock)
+    visit = first.record_visit(grid_code=GRID_1, findings="甲")
+    device_id = first.device_id
+    first.close()
+    shutil.copy(tmp_path / "first.sqlite3", tmp_path / "copy.sqlite3")
+    ahead[0] = 0  # network time set the tablet's clock right: the stored stamp is ahead
+    original = make_device(None, "first", device_id=device_id, clock=clock)
+    original.update(visit["id"], findings="乙")
+    original.login(user.username, user.password)
+    assert original.sync().applied == 2
+    original.close()
+    copy = make_device(None, "copy", device_id=device_id, clock=clock)
+    copy.update(visit["id"], findings="乙")  # its own edit, at the same stamp
+    copy.login(user.username, user.password)
+    report = copy.sync()
+    assert (report.duplicates, report.applied, report.rejected) == (1, 1, 0)
 
 
 def test_idle_syncs_move_no_number(make_user, make_device):

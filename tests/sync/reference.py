@@ -64,6 +64,13 @@ def _made_hlc(value: object) -> str:
     return text
 
 
+def _nonce(value: object) -> str:
+    text = c.string(value, "operation.nonce", max_len=32)
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", text, re.ASCII):
+        raise WrongType("operation.nonce must be 1-32 of A-Z a-z 0-9 _ -", field="operation.nonce")
+    return text
+
+
 def from_dict(data: object) -> Operation:
     """Decode and check the shape of one operation; raise a WireFormatError subclass."""
     d = c.mapping(data, "operation")
@@ -118,6 +125,7 @@ def from_dict(data: object) -> Operation:
             else c.integer(d["made_seq"], "operation.made_seq", minimum=1)
         ),
         made_hlc=None if d.get("made_hlc") is None else _made_hlc(d["made_hlc"]),
+        nonce=None if d.get("nonce") is None else _nonce(d["nonce"]),
     )
 
 

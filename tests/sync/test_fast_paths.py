@@ -114,6 +114,9 @@ def operations(draw: st.DrawFn) -> dict[str, Any]:
         data["made_seq"] = draw(st.none() | st.integers(1, 2**40) | ints)
     if draw(st.booleans()):
         data["made_hlc"] = draw(st.none() | hlcs | texts | ints)
+    if draw(st.booleans()):
+        nonces = st.from_regex(r"[A-Za-z0-9_\-]{1,32}", fullmatch=True)
+        data["nonce"] = draw(st.none() | nonces | texts | ints | st.text(min_size=33))
     return data
 
 
@@ -164,6 +167,7 @@ def test_fast_path_takes_the_common_operations():
         {**base, "kind": "resolve", "fields": fields, "reason": "checked"},
         {**base, "kind": "update", "fields": {"findings": "again"}, "made_seq": 1},
         {**base, "kind": "update", "fields": {"findings": "x"}, "made_hlc": base["hlc"]},
+        {**base, "kind": "delete", "nonce": "Zq3_-x8AbCd"},
         {**base, "kind": "delete"},
         {
             **base,
@@ -208,6 +212,9 @@ def test_attribution_replaces_only_the_author_on_both_decoders(data):
         {"made_seq": False},
         {"made_hlc": "1700000000000:0:dev-1"},
         {"made_hlc": 7},
+        {"nonce": ""},
+        {"nonce": "a b"},
+        {"nonce": "x" * 33},
         {"record_id": "0190D5C4-7A10-7C3E-9B7E-3F1C2B4A5D6E"},
         {"author": None},
         {"kind": "merge"},
