@@ -135,7 +135,13 @@ def _same_operation(held: dict[str, Any], sent: dict[str, Any], *, numbers: bool
     if _identity(held) != _identity(sent):
         return False
     skip = ("hlc", "made_hlc", "seq", "made_seq") if numbers else ("hlc", "made_hlc")
+    if "nonce" not in held:  # held by a server from before it, which read past it
+        skip += ("nonce",)
     return _text_without(held, skip) == _text_without(sent, skip)
+
+
+# What a server from before them read past and left out of the payload it holds.
+_NEWER = ("made_hlc", "made_seq", "nonce")
 
 
 def _text_without(op: dict[str, Any], names: tuple[str, ...]) -> str:
@@ -154,9 +160,7 @@ def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None
     if held is None:
         return False
     sent = jsontext.loads(canonical)
-    return held == _text_without(sent, ("made_hlc", "made_seq")) or _same_operation(
-        jsontext.loads(held), sent
-    )
+    return held == _text_without(sent, _NEWER) or _same_operation(jsontext.loads(held), sent)
 
 
 _TWIN_COLUMNS = select(*_RECEIPT_COLUMNS.selected_columns, _OP.c.made_seq, _OP.c.payload)

@@ -114,6 +114,28 @@ def test_a_change_stamped_again_in_the_same_batch_is_its_replay(any_app, client,
     assert (again["status"], again["original"], again["version"]) == ("duplicate", "applied", 2)
 
 
+def test_a_twin_of_an_operation_held_without_its_nonce_is_its_replay(
+    any_app, client, make_user, login
+):
+    # The original sent it to a server that read past the nonce; after the upgrade a copy of
+    # the store sends it numbered again, nonce and all.
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.push()
+    made = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
+    edit = replace(made, nonce="Zq3_-x8AbCd")
+    [held] = a.push([replace(edit, nonce=None)])
+    assert held["status"] == "applied"
+    before = _state(any_app)
+    [twin] = a.push([_renumbered(edit, 30)])
+    assert (twin["status"], twin["original"], twin["version"]) == (
+        "duplicate",
+        "applied",
+        held["version"],
+    )
+    assert _state(any_app) == before
+
+
 def _renumbered(op, seq):
     """``op`` as another copy of its store numbered it again (protocol §3)."""
     return replace(op, seq=seq, made_seq=op.made_seq or op.seq)
@@ -208,12 +230,13 @@ def test_a_twin_later_in_the_same_batch_is_answered_as_the_first_and_so_is_its_r
 def test_an_operation_held_by_a_server_that_did_not_keep_made_hlc_is_replayed_after_an_upgrade(
     any_app, client, make_user, login
 ):
-    # A server from before made_hlc and made_seq read past them: it holds the payload without.
+    # A server from before made_hlc, made_seq and nonce read past them: it holds the payload
+    # without.
     a = ApiDevice(client, login(make_user("grid_worker")))
     rid = a.create("visit", findings="一")
     a.push()
-    edit = _stamped_again(a.update(rid, findings="二"))
-    [held] = a.push([replace(edit, made_hlc=None)])
+    edit = replace(_stamped_again(a.update(rid, findings="二")), nonce="Zq3_-x8AbCd")
+    [held] = a.push([replace(edit, made_hlc=None, nonce=None)])
     [again] = a.push([edit])  # the device sends its stored text again, unchanged
     assert (again["status"], again["original"], again["version"]) == (
         "duplicate",
