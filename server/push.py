@@ -152,7 +152,8 @@ def _restamped(device_id: str, seq: int, canonical: str, held: str | None = None
     """Whether the operation held under ``device_id:seq`` (its canonical text ``held`` if kept
     in this batch, else read) is the one whose canonical text is ``canonical``: stamped again
     after ``clock_ahead`` by another copy of the store (protocol §5.5), or held by a server
-    from before ``made_hlc`` and ``made_seq``, which it left out (the same text without them).
+    from before ``made_hlc``, ``made_seq`` and ``nonce``, which it left out (the same text
+    without them).
     Asked only when the digests differ (rare)."""
     if held is None:
         row = db.session.connection().execute(_PAYLOAD, {"device_id": device_id, "seq": seq})
