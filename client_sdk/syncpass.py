@@ -434,7 +434,7 @@ class SyncPass:
             count = 0
             for op in sorted(ops, key=lambda o: o.seq):
                 # The stamp it was made with stays its identity (protocol §4.1).
-                again = replace(op, hlc=str(clock.now()), made_hlc=op.made_hlc or op.hlc)
+                again = replace(op, hlc=str(clock.now()), made_hlc=op.identity)
                 Store.replace_op(conn, again)
                 count += 1
             if count or reset:

@@ -102,15 +102,7 @@ def _receipts(device_id: str, seqs: list[int]) -> dict[int, Receipt]:
             )
         ]
     for r in rows:
-        found[r.seq] = Receipt(
-            f"{r.device_id}:{r.seq}",
-            r.digest,
-            Outcome(r.outcome),
-            r.record_id,
-            r.version,
-            r.reason,
-            tuple(r.conflicts.split(",")) if r.conflicts else (),
-        )
+        found[r.seq] = _receipt_of(r, r.digest)
     return found
 
 
@@ -121,9 +113,7 @@ _PAYLOAD = select(_OP.c.payload).where(
 
 
 def _identity(op: dict[str, Any]) -> Any:
-    """An operation's identity among its device's (protocol §4.1): the clock stamp it was made
-    with — ``made_hlc`` once it was stamped again, else ``hlc``. No new stamp or number changes
-    it, and every copy of the store has it."""
+    """:attr:`sync.Operation.identity` of a decoded payload."""
     return op.get("made_hlc") or op.get("hlc")
 
 
@@ -179,7 +169,8 @@ _TWINS_AS_MADE = _TWIN_COLUMNS.where(
 
 
 def _receipt_of(r: Any, digest: str) -> Receipt:
-    """A held receipt row, answering an operation with ``digest`` as its replay."""
+    """A held receipt row, answering an operation with ``digest`` (its own, or that of one
+    answered as its replay)."""
     conflicts = tuple(r.conflicts.split(",")) if r.conflicts else ()
     return Receipt(
         f"{r.device_id}:{r.seq}",
@@ -213,7 +204,7 @@ def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
         if op.made_seq is None:
             continue
         sent = None
-        twins = held.get((op.made_seq, op.made_hlc or op.hlc), ())
+        twins = held.get((op.made_seq, op.identity), ())
         for r, payload in sorted(twins, key=lambda x: x[0].seq):
             sent = sent or jsontext.loads(checked.canonical)
             if r.seq != op.seq and _same_operation(payload, sent, numbers=True):
@@ -392,7 +383,7 @@ class _Pusher:
         rec = self.batch.records.get(op.record_id)
         receipt = self.prior.get(op.seq) or self.twins.get(id(checked))
         if receipt is None and self.made_here and op.made_seq is not None:
-            first = self.made_here.get((op.made_seq, op.made_hlc or op.hlc))
+            first = self.made_here.get((op.made_seq, op.identity))
             if first is not None and _same_operation(
                 jsontext.loads(first[1]), jsontext.loads(checked.canonical), numbers=True
             ):
@@ -447,8 +438,7 @@ class _Pusher:
             self.kept[op.seq] = checked.canonical  # not written until the batch is
         if self.made_here is not None:
             number = op.seq if op.made_seq is None else op.made_seq
-            key = (number, op.made_hlc or op.hlc)
-            self.made_here.setdefault(key, (receipt, checked.canonical))
+            self.made_here.setdefault((number, op.identity), (receipt, checked.canonical))
 
     def check(self, checked: _Checked, rec: StoredRecord | None) -> None:
         op = checked.op

@@ -83,6 +83,13 @@ class Operation:
     nonce: str | None = None
 
     @property
+    def identity(self) -> str:
+        """Its identity among its device's operations (protocol §4.1): the clock stamp it was
+        made with — ``made_hlc`` once it was stamped again, else ``hlc``. No new stamp or
+        number changes it, and every copy of the store has it."""
+        return self.made_hlc or self.hlc
+
+    @property
     def key(self) -> str:
         """The idempotency key: ``device_id:seq``."""
         return f"{self.device_id}:{self.seq}"

@@ -212,10 +212,8 @@ def test_setting_a_field_back_before_the_first_sign_in_is_not_taken_for_the_earl
     new.login(user.username, user.password)
     report = new.sync()
     assert (report.applied, report.duplicates, report.rejected) == (4, 0, 0)
-    reader = make_device(make_user(grids=[GRID_1]), "reader")
-    reader.sync()
-    assert reader.get(visit["id"])["fields"]["findings"] == "乙"
-    assert reader.get(visit["id"])["version"] == 4
+    on_server = _server_visits(make_device, make_user)[visit["id"]]
+    assert (on_server["fields"]["findings"], on_server["version"]) == ("乙", 4)
 
 
 def test_a_copys_own_edit_with_the_content_of_an_earlier_one_is_applied(
@@ -238,9 +236,7 @@ def test_a_copys_own_edit_with_the_content_of_an_earlier_one_is_applied(
     copy.login(user.username, user.password)
     report = copy.sync()
     assert (report.duplicates, report.applied, report.rejected) == (3, 1, 0)
-    reader = make_device(make_user(grids=[GRID_1]), "reader")
-    reader.sync()
-    assert reader.get(visit["id"])["fields"]["findings"] == "乙"
+    assert _server_visits(make_device, make_user)[visit["id"]]["fields"]["findings"] == "乙"
 
 
 def _two_minutes_fast() -> int:  # within the drift limit: no clock_ahead, only an offset

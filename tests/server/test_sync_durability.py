@@ -71,6 +71,14 @@ def test_the_same_change_stamped_again_is_a_replay_and_another_change_is_refused
         assert db.session.scalar(select(func.count()).select_from(SyncOp)) == 2
 
 
+def _worker_with_a_visit(client, make_user, login):
+    """A grid worker's device and a visit it created and pushed."""
+    a = ApiDevice(client, login(make_user("grid_worker")))
+    rid = a.create("visit", findings="一")
+    a.push()
+    return a, rid
+
+
 def _later(op):
     """Another operation with ``op``'s change, made one millisecond later."""
     return replace(op, hlc=f"{int(op.hlc[:13]) + 1:013d}{op.hlc[13:]}")
@@ -105,9 +113,7 @@ def test_another_change_under_a_held_key_is_refused_whatever_the_stamp(
 
 
 def test_a_change_stamped_again_in_the_same_batch_is_its_replay(any_app, client, make_user, login):
-    a = ApiDevice(client, login(make_user("grid_worker")))
-    rid = a.create("visit", findings="一")
-    a.push()
+    a, rid = _worker_with_a_visit(client, make_user, login)
     edit = a.update(rid, findings="二")
     first, again = a.push([edit, _stamped_again(edit)])
     assert (first["status"], first["version"]) == ("applied", 2)
@@ -119,9 +125,7 @@ def test_a_twin_of_an_operation_held_without_its_nonce_is_its_replay(
 ):
     # The original sent it to a server that read past the nonce; after the upgrade a copy of
     # the store sends it numbered again, nonce and all.
-    a = ApiDevice(client, login(make_user("grid_worker")))
-    rid = a.create("visit", findings="一")
-    a.push()
+    a, rid = _worker_with_a_visit(client, make_user, login)
     made = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
     edit = replace(made, nonce="Zq3_-x8AbCd")
     [held] = a.push([replace(edit, nonce=None)])
@@ -175,9 +179,7 @@ def test_a_renumbered_copy_of_a_held_change_is_its_replay(any_app, client, make_
 def test_twins_numbered_again_differently_are_found_by_the_number_made_with(
     any_app, client, make_user, login
 ):
-    a = ApiDevice(client, login(make_user("grid_worker")))
-    rid = a.create("visit", findings="一")
-    a.push()
+    a, rid = _worker_with_a_visit(client, make_user, login)
     # Made as number 2, never sent as such.
     edit = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
     [applied] = a.push([_renumbered(edit, 20)])
@@ -209,9 +211,7 @@ def test_the_same_change_by_another_operation_under_a_held_key_is_refused(
 def test_a_twin_later_in_the_same_batch_is_answered_as_the_first_and_so_is_its_resend(
     any_app, client, make_user, login
 ):
-    a = ApiDevice(client, login(make_user("grid_worker")))
-    rid = a.create("visit", findings="一")
-    a.push()
+    a, rid = _worker_with_a_visit(client, make_user, login)
     edit = a.update(rid, findings="二")
     twin = _renumbered(edit, 9)
     first, second = a.push([edit, twin, _stamped_again(twin)])[:2]
@@ -232,9 +232,7 @@ def test_an_operation_held_by_a_server_that_did_not_keep_made_hlc_is_replayed_af
 ):
     # A server from before made_hlc, made_seq and nonce read past them: it holds the payload
     # without.
-    a = ApiDevice(client, login(make_user("grid_worker")))
-    rid = a.create("visit", findings="一")
-    a.push()
+    a, rid = _worker_with_a_visit(client, make_user, login)
     edit = replace(_stamped_again(a.update(rid, findings="二")), nonce="Zq3_-x8AbCd")
     [held] = a.push([replace(edit, made_hlc=None, nonce=None)])
     [again] = a.push([edit])  # the device sends its stored text again, unchanged
