@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync import Operation, OpResult, Outcome, PushResponse
+from sync import Operation, OpResult, Outcome, PushResponse, Runs
 
 __all__ = ["Outgoing", "push_body", "push_results"]
 
@@ -63,14 +63,21 @@ def _device_id(wire: bytes) -> Any:
 
 
 def push_body(
-    device_id: str, batch: Sequence[Outgoing], pull: dict[str, Any] | None = None
+    device_id: str,
+    batch: Sequence[Outgoing],
+    pull: dict[str, Any] | None = None,
+    after: Runs | None = None,
 ) -> bytes:
-    """The JSON body of ``PushRequest(device_id, ops).to_dict()`` for the batch's operations,
-    built from their stored texts: the bytes ``json.dumps`` gives (compact, UTF-8); with
-    ``pull`` (protocol 2) the pull request to answer after the push."""
+    """The JSON body of ``PushRequest(device_id, ops, after).to_dict()`` for the batch's
+    operations, built from their stored texts: the bytes ``json.dumps`` gives (compact, UTF-8);
+    with ``pull`` (protocol 2) the pull request to answer after the push, with ``after``
+    (protocol 4) the numbers of the batch it follows."""
     head = json.dumps(device_id, ensure_ascii=False).encode()
     ops = b",".join([entry.wire for entry in batch])
     tail = b"" if pull is None else b',"pull":' + json.dumps(pull, separators=(",", ":")).encode()
+    if after is not None:
+        runs = json.dumps([list(run) for run in after], separators=(",", ":"))
+        tail += b',"after":' + runs.encode()
     return b'{"device_id":' + head + b',"operations":[' + ops + b"]" + tail + b"}"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,7 +33,10 @@ from sync import (
     Outcome,
     PullRequest,
     PullResponse,
+    Reason,
+    Runs,
     SyncError,
+    seq_runs,
 )
 from sync.wire import SCHEMA_VERSION, SUPPORTED_PROTOCOLS
 
@@ -220,9 +224,12 @@ class SyncPass:
         :meth:`pull` (None when the last batch sent did not ask for one).
         """
         total = self.store.count("outbox", "state = 'pending'")
-        done, restamp_rounds = 0, 0
         self.progress("push", 0, total)
         size = max(1, min(max_batch, 500))
+        assert self.hello is not None
+        if self.api.concurrent and self.hello.protocol_version >= 4:
+            return self._push_ahead(size, total)
+        done, restamp_rounds = 0, 0
         batch = self.store.outgoing(limit=size)
         ahead: Callable[[], Any] | None = None  # the answer to ``batch``, already sent
         ready: tuple[list[Outgoing], Prepared | None] | None = None  # the batch after ``batch``
@@ -254,15 +261,74 @@ class SyncPass:
                 restamp_rounds += 1
                 if restamp_rounds > 2:  # the clock is still refused: keep them for next time
                     break
-                if self.shook_at is None:  # the reused answer's clock is stale: ask again
-                    hello = self.handshake()  # (which re-stamps the refused operations)
-                    size = max(1, min(hello.max_batch, 500))  # and its limits are current
-                else:
-                    self.restamp([entry.operation() for entry in again])
+                size = self._clock_refused([e for e, _ in again], size)
             elif ahead is not None:  # what follows the batch on its way, built while it travels
                 ready = self._ahead(following, size)
             batch = following if ahead is not None else self.store.outgoing(limit=size)
         return first
+
+    def _push_ahead(self, size: int, total: int) -> tuple[Any, bool] | None:
+        """Protocol 4 over a transport that carries requests on other threads: two batches on
+        their way at once. Each batch after the first says which one it follows (``after``,
+        its sequence numbers); the server applies it only once every operation of that one is
+        held, and otherwise answers it ``not_yet`` without judging it (protocol §5.6). So the
+        server prepares one batch while it applies the one before, and no operation is ever
+        applied ahead of one sent before it that the server has not answered for good.
+
+        When an answer holds operations to send again (a clock refused, or ``not_yet``), the
+        batches behind it are answered too (they follow it: ``not_yet``) and their results
+        saved; what is left is sent again from the oldest, the first batch without ``after``.
+        Returns as :meth:`push`.
+        """
+        done, restamp_rounds = 0, 0
+        first: tuple[Any, bool] | None = None
+        flight: deque[tuple[list[Outgoing], Callable[[], Any]]] = deque()
+        batch = self.store.outgoing(limit=size)
+        while batch or flight:
+            while batch and len(flight) < 2:  # the next batch leaves at once
+                after = seq_runs(e.seq for e in flight[-1][0]) if flight else None
+                body = self._push_body(batch, size, after)
+                flight.append((batch, self.api.start(f"{_API}/push", body)))
+                full = len(batch) == size
+                batch = self.store.outgoing(limit=size, after=batch[-1].seq) if full else []
+            sent, answer = flight.popleft()
+            again, first = self._saved(sent, answer())
+            done += len(sent) - len(again)
+            while again and flight:  # those behind it follow it: wait for their answers
+                sent, answer = flight.popleft()
+                more, first = self._saved(sent, answer())
+                done += len(sent) - len(more)
+                again += more
+            self.progress("push", done, total)
+            clock = [e for e, reason in again if reason == Reason.CLOCK_AHEAD]
+            if clock:
+                restamp_rounds += 1
+                if restamp_rounds > 2:  # the clock is still refused: keep them for next time
+                    break
+                size = self._clock_refused(clock, size)
+            if again:
+                batch = self.store.outgoing(limit=size)  # from the oldest, in order
+        return first
+
+    def _saved(self, sent: list[Outgoing], answer: Any) -> tuple[list[tuple[Outgoing, str]], Any]:
+        """A batch's answer decoded and its results saved: the operations to send again with
+        why, and the pull page it carried (as :meth:`push` returns it)."""
+        results = _decoded(push_results, answer, "push answer")
+        if len(results) != len(sent):
+            raise ProtocolError(f"{len(sent)} operations pushed, {len(results)} answered")
+        page = answer.get("pull") if isinstance(answer, dict) else None
+        again = self._apply_results(sent, results)
+        return again, None if page is None else (page, self.api.plain_answer)
+
+    def _clock_refused(self, refused: list[Outgoing], size: int) -> int:
+        """Operations refused for their clock: re-stamped after a handshake of this pass, else
+        by a new handshake (the reused answer's clock is stale), which re-stamps them and
+        whose limits are current. Returns the batch size to go on with."""
+        if self.shook_at is None:
+            hello = self.handshake()
+            return max(1, min(hello.max_batch, 500))
+        self.restamp([entry.operation() for entry in refused])
+        return size
 
     def _ahead(self, batch: list[Outgoing], size: int) -> tuple[list[Outgoing], Prepared | None]:
         """The batch after ``batch`` and its request, built to be sent later (None: none)."""
@@ -271,13 +337,15 @@ class SyncPass:
             return following, None
         return following, self.api.prepare(f"{_API}/push", self._push_body(following, size))
 
-    def _push_body(self, batch: list[Outgoing], size: int) -> bytes:
+    def _push_body(self, batch: list[Outgoing], size: int, after: Runs | None = None) -> bytes:
         """A batch's body; under protocol 2 the last batch of the outbox also asks for the
-        first pull page (one request less: an everyday sync is a single request)."""
+        first pull page (one request less: an everyday sync is a single request); ``after``:
+        the batch it follows (protocol 4)."""
         last = len(batch) < size or not self.store.outgoing(limit=1, after=batch[-1].seq)
         if not last or self.hello is None or self.hello.protocol_version < 2:
-            return push_body(self.device_id, batch)
-        return push_body(self.device_id, batch, self._pull_request(self.store.get("cursor", 0)))
+            return push_body(self.device_id, batch, after=after)
+        pull = self._pull_request(self.store.get("cursor", 0))
+        return push_body(self.device_id, batch, pull, after)
 
     def _pull_request(self, cursor: int) -> dict[str, Any]:
         assert self.hello is not None
@@ -397,9 +465,12 @@ class SyncPass:
             or scope != self.store.get("scope")
         )
 
-    def _apply_results(self, batch: list[Outgoing], results: list[Any]) -> list[Outgoing]:
-        """Apply one batch's results in one transaction; return the ops to re-stamp and resend."""
-        again: list[Outgoing] = []
+    def _apply_results(
+        self, batch: list[Outgoing], results: list[Any]
+    ) -> list[tuple[Outgoing, str]]:
+        """Apply one batch's results in one transaction; return the ops to send again, each
+        with the transient reason it was refused for (``clock_ahead``: to re-stamp first)."""
+        again: list[tuple[Outgoing, str]] = []
         acks: list[tuple[Outgoing, int | None]] = []
         rejects: list[tuple[Outgoing, str, str | None]] = []
         r = self.report
@@ -408,7 +479,7 @@ class SyncPass:
                 if result.key is not None and result.key != op.key:
                     raise ProtocolError(f"result for {result.key} where {op.key} was expected")
                 if _sent_again(result):
-                    again.append(op)
+                    again.append((op, result.reason))
                     continue
                 status = result.status
                 if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:

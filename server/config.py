@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # Deadlines and workflow dates count calendar days where the district is.
     "TIMEZONE": "Asia/Shanghai",
     "SYNC_MAX_BATCH": 500,
+    # A push sent ahead of the batch before it (protocol 4) waits at most this long for that
+    # batch to be held before it is answered not_yet (docs/protocol.md §5.6).
+    "SYNC_AFTER_WAIT_MS": 2000,
     "SYNC_MAX_PAGE": 2000,
     "SYNC_MAX_BODY_BYTES": 64 * 1024 * 1024,
     # flask-smorest / OpenAPI.

@@ -13,6 +13,8 @@ is given at the place in the order of checks where it was always given.
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -43,6 +45,7 @@ from sync import (
     PushResponse,
     Reason,
     Receipt,
+    Runs,
     apply_operation,
     merge,
     validate_fields,
@@ -555,20 +558,97 @@ def _result(op: Operation, result: MergeResult, message: str | None = None) -> O
     )
 
 
+_HELD = select(func.count()).where(
+    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.between(bindparam("lo"), bindparam("hi"))
+)
+_HELD_SEQS = select(_OP.c.seq).where(
+    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.between(bindparam("lo"), bindparam("hi"))
+)
+_FOLLOW_POLL_S = 0.002
+
+
+def _held(device_id: str, runs: Runs) -> int:
+    """How many of the numbers in ``runs`` the device's receipts hold (a few runs: counted
+    along the primary key; many: the numbers between the first and the last read once)."""
+    conn = db.session.connection()
+    if len(runs) <= 8:
+        return sum(
+            conn.execute(_HELD, {"device_id": device_id, "lo": lo, "hi": hi}).scalar() or 0
+            for lo, hi in runs
+        )
+    rows = conn.execute(
+        _HELD_SEQS, {"device_id": device_id, "lo": runs[0][0], "hi": runs[-1][1]}
+    ).scalars()
+    starts = [lo for lo, _ in runs]
+    count = 0
+    for seq in rows:
+        at = bisect_right(starts, seq) - 1
+        count += at >= 0 and seq <= runs[at][1]
+    return count
+
+
+def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordBatch | None:
+    """The write lock, taken for a push; for one sent ahead of the batch before it (``after``,
+    protocol 4) only once every operation of that batch is held — answered for good (a receipt
+    is never removed) — else None: the push is answered ``not_yet``, and nothing is written.
+
+    That batch was sent just before and is usually being applied by another worker: the lock
+    is then taken as it commits. Taken before it, the lock is let go again and taken anew
+    every 2 ms, at most ``SYNC_AFTER_WAIT_MS``. Its receipts appear together, in its commit:
+    once some are held but not all, the others were refused without one (``clock_ahead``,
+    itself ``not_yet``, undecodable) and will be sent again — nothing more to wait for.
+    """
+    runs = request.after
+    if runs is None:
+        return RecordBatch(db.session, user_id)
+    wanted = sum(hi - lo + 1 for lo, hi in runs)
+    deadline = time.monotonic() + current_app.config["SYNC_AFTER_WAIT_MS"] / 1000
+    while True:
+        batch = RecordBatch(db.session, user_id)
+        held = _held(device_id, runs)
+        if held >= wanted:
+            return batch
+        db.session.rollback()  # lets the lock go
+        if held or time.monotonic() >= deadline:
+            return None
+        time.sleep(_FOLLOW_POLL_S)
+
+
+def _not_yet(request: PushRequest) -> PushResponse:
+    """The answer to a push whose predecessor is not all held: nothing judged, nothing kept;
+    each operation ``not_yet`` (transient: sent again, unchanged, after the one it follows)."""
+    message = "sent ahead of a batch the server does not hold in full; send it again after"
+    results = [
+        OpResult(
+            item.key, Outcome.REJECTED, reason=item.error.code, message=item.error.message
+        )
+        if isinstance(item, MalformedOperation)
+        else OpResult(item.key, Outcome.REJECTED, item.record_id, None, Reason.NOT_YET, message)
+        for item in request.operations
+    ]
+    return PushResponse(results, int(utcnow().timestamp() * 1000))
+
+
 def push(
     request: PushRequest, *, user: User, device: Device, scope: Scope
-) -> tuple[PushResponse, Scope]:
+) -> tuple[PushResponse, Scope | None]:
     """Apply a push in one transaction and commit it; return the answer and the jurisdiction
     it was judged by.
 
     ``scope`` is the jurisdiction as authenticated; the operations are judged by the one read
     again under the write lock (a grid removed meanwhile counts), which is returned: anything
     answered after the push (a pull page) must use it, not the one authenticated before.
+
+    A push sent ahead of a batch the server does not hold in full (``after``, protocol 4) is
+    not judged: every operation is answered ``not_yet``, nothing is written, and the returned
+    jurisdiction is None (no pull page is answered with it).
     """
     with read_phase(db.session):
         book = codebook()
     prepared = _prepare(request, book.sets(), str(user.id))
-    batch = RecordBatch(db.session, user.id)  # the write lock from here on
+    batch = _locked_after(request, device.id, user.id)  # the write lock from here on
+    if batch is None:
+        return _not_yet(request), None
     scope = _still_allowed(user, device)
     pusher = _Pusher(user, device, scope, book, batch)
     results = pusher.run(prepared)

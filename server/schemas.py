@@ -188,6 +188,16 @@ class PushSchema(RequestSchema):
             "(docs/protocol.md §5.1)."
         },
     )
+    after = RawList(
+        fields.List(fields.Integer(), validate=validate.Length(2, 2)),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Protocol 4: runs [first, last] of the sequence numbers of the batch "
+            "this one follows, sent before that one's answer; applied only once all of them are "
+            "held, else every operation is answered rejected not_yet (docs/protocol.md §5.6)."
+        },
+    )
 
 
 class OpResultSchema(ma.Schema):

@@ -35,8 +35,10 @@ from .wire import (
     PushRequest,
     PushResponse,
     Removal,
+    Runs,
     ScopeInfo,
     negotiate,
+    seq_runs,
     snapshot,
 )
 from .workflow import Allowed, CaseAction, CaseState, CaseStatus, Refused, decide
@@ -81,6 +83,7 @@ __all__ = [
     "RecordType",
     "Refused",
     "Removal",
+    "Runs",
     "ScopeInfo",
     "SyncError",
     "UnknownRecordType",
@@ -95,6 +98,7 @@ __all__ = [
     "merge",
     "negotiate",
     "overlay",
+    "seq_runs",
     "snapshot",
     "validate_fields",
     "wall_clock_ms",

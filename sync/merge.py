@@ -53,10 +53,12 @@ class Reason(StrEnum):
     FORBIDDEN = "forbidden"
     ILLEGAL_TRANSITION = "illegal_transition"
     CLOCK_AHEAD = "clock_ahead"
+    # Protocol 4: a batch sent ahead (``after``) whose predecessor is not all held: not judged.
+    NOT_YET = "not_yet"
 
 
 # Rejections that leave no receipt: the device may fix the cause and send the same key again.
-TRANSIENT_REASONS = frozenset({Reason.CLOCK_AHEAD})
+TRANSIENT_REASONS = frozenset({Reason.CLOCK_AHEAD, Reason.NOT_YET})
 
 
 @dataclass(frozen=True, slots=True)

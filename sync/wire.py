@@ -32,8 +32,10 @@ __all__ = [
     "PushRequest",
     "PushResponse",
     "Removal",
+    "Runs",
     "ScopeInfo",
     "negotiate",
+    "seq_runs",
     "snapshot",
 ]
 
@@ -41,7 +43,8 @@ PROTOCOL_VERSION = 1
 SCHEMA_VERSION = 1
 # 2: a push may also ask for the first pull page (``pull`` in the request and the answer).
 # 3: a pull may leave out the device's own unchanged creates (``echo: false``).
-SUPPORTED_PROTOCOLS = (1, 2, 3)
+# 4: a push may follow a batch still on its way (``after``): sent before that one's answer.
+SUPPORTED_PROTOCOLS = (1, 2, 3, 4)
 MAX_BATCH = 500
 LAST_SEQ_MAX = 2**63 - 1  # the largest seq (§4.1): beyond it, a broken answer
 MAX_PAGE = 2000
@@ -179,14 +182,59 @@ class MalformedOperation:
     error: SyncError
 
 
+Runs = tuple[tuple[int, int], ...]
+
+
+def seq_runs(seqs: Iterable[int]) -> Runs:
+    """Sorted sequence numbers as runs of consecutive ones, ``((first, last), …)``."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return tuple(runs)
+
+
+def _runs(value: object, max_batch: int) -> Runs:
+    """``after`` of a push: runs ``[first, last]`` of sequence numbers, ascending and apart,
+    covering at most ``max_batch`` numbers (one batch's)."""
+    if type(value) is not list or not 0 < len(value) <= max_batch:
+        raise WrongType(
+            f"push.after must be a list of 1-{max_batch} runs [first, last]", field="push.after"
+        )
+    runs: list[tuple[int, int]] = []
+    covered = 0
+    for run in value:
+        if not isinstance(run, list) or len(run) != 2:
+            raise WrongType("push.after[] must be [first, last]", field="push.after")
+        first = c.integer(run[0], "push.after[0]", minimum=1, maximum=LAST_SEQ_MAX)
+        last = c.integer(run[1], "push.after[1]", minimum=first, maximum=LAST_SEQ_MAX)
+        if runs and first <= runs[-1][1] + 1:
+            raise WrongType("push.after: runs must ascend, apart", field="push.after")
+        covered += last - first + 1
+        if covered > max_batch:
+            raise WrongType(
+                f"push.after covers more than {max_batch} numbers (one batch)", field="push.after"
+            )
+        runs.append((first, last))
+    return tuple(runs)
+
+
 @dataclass(frozen=True, slots=True)
 class PushRequest:
     device_id: str
     operations: list[Operation | MalformedOperation]
+    # Protocol 4: the numbers of the batch this one follows, sent before that one's answer
+    # came. Applied only once every one of them is held (§5.6); else answered ``not_yet``.
+    after: Runs | None = None
 
     def to_dict(self) -> dict[str, Any]:
         ops = [op.to_dict() for op in self.operations if isinstance(op, Operation)]
-        return {"device_id": self.device_id, "operations": ops}
+        data: dict[str, Any] = {"device_id": self.device_id, "operations": ops}
+        if self.after is not None:
+            data["after"] = [list(run) for run in self.after]
+        return data
 
     @classmethod
     def from_dict(
@@ -196,6 +244,7 @@ class PushRequest:
         d = c.mapping(data, "push")
         device_id = c.string(c.req(d, "device_id", "push"), "push.device_id", max_len=64)
         raw = c.items(c.req(d, "operations", "push"), "push.operations", max_items=max_batch)
+        after = None if d.get("after") is None else _runs(d["after"], max_batch)
         ops: list[Operation | MalformedOperation] = []
         for index, item in enumerate(raw):
             try:
@@ -211,7 +260,7 @@ class PushRequest:
                 if isinstance(item, Mapping) and isinstance(item.get("seq"), int):
                     key = f"{device_id}:{item['seq']}"
                 ops.append(MalformedOperation(index, key, exc))
-        return cls(device_id, ops)
+        return cls(device_id, ops, after)
 
 
 @dataclass(frozen=True, slots=True)

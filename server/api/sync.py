@@ -178,7 +178,7 @@ def push(args: dict[str, Any]) -> Response:
         raise _decode(exc) from None
     response, scope = pushing.push(batch, user=g.user, device=g.device, scope=g.scope)
     body = jsontext.dumps_bytes(response.to_dict())
-    if page is not None:
+    if page is not None and scope is not None:  # (None: not judged, sent again later)
         # Read after the push committed, in a snapshot of its own: the page a pull sent now
         # would get (the device's own changes included). The push kept the device's last
         # sync; its committed (expired) row is not loaded again to ask. The jurisdiction is

@@ -11,8 +11,9 @@ from client_sdk.transport import Request
 class Flaky:
     """HTTP to ``base_url``; the n-th request to a path ending in ``endpoint`` fails as
     ``fail[n]`` says: ``lost`` (before the server), ``answer_lost`` (after it: applied, the
-    answer never arrives), ``5xx``, ``expired`` (a 401 ``token_expired`` answer). Records the
-    threads that carried requests."""
+    answer never arrives), ``5xx``, ``expired`` (a 401 ``token_expired`` answer), or is
+    ``late``: it reaches the server only once the request after it has been answered. Records
+    the threads that carried requests, and how many results were ``not_yet``."""
 
     concurrent = True
 
@@ -20,21 +21,44 @@ class Flaky:
         self.inner = HTTPTransport(base_url, timeout=10)
         self.endpoint, self.fail = endpoint, fail
         self.count, self.threads = 0, set()
+        self.not_yet = 0
+        self._answered: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _event(self, number: int) -> threading.Event:
+        with self._lock:
+            return self._answered.setdefault(number, threading.Event())
 
     def handle(self, request: Request) -> Response:
         self.threads.add(threading.current_thread().name)
         if request.path.endswith(self.endpoint):
-            self.count += 1
-            how = self.fail.pop(self.count, None)
-            if how == "lost":
-                raise NetworkError("connection reset before the server (test)")
-            if how == "answer_lost":
-                self.inner.handle(request)
-                raise NetworkError("connection reset after the server (test)")
-            if how == "5xx":
-                return Response(503, b'{"code":"busy","message":"busy"}', {})
-            if how == "expired":
-                return Response(401, b'{"code":"token_expired","message":"expired"}', {})
+            with self._lock:
+                self.count += 1
+                number = self.count
+                how = self.fail.pop(number, None)
+            try:
+                return self._fail(request, how, number)
+            finally:
+                self._event(number).set()
+        return self.inner.handle(request)
+
+    def _fail(self, request: Request, how: str | None, number: int) -> Response:
+        if how == "late":
+            assert self._event(number + 1).wait(timeout=10), "the next request never came"
+        response = self._failed(request, how)
+        self.not_yet += response.content.count(b'"not_yet"')
+        return response
+
+    def _failed(self, request: Request, how: str | None) -> Response:
+        if how == "lost":
+            raise NetworkError("connection reset before the server (test)")
+        if how == "answer_lost":
+            self.inner.handle(request)
+            raise NetworkError("connection reset after the server (test)")
+        if how == "5xx":
+            return Response(503, b'{"code":"busy","message":"busy"}', {})
+        if how == "expired":
+            return Response(401, b'{"code":"token_expired","message":"expired"}', {})
         return self.inner.handle(request)
 
     def close(self) -> None:

@@ -1,9 +1,11 @@
-"""Over HTTP a device sends its next push batch while it saves the answer to the one before.
+"""Over HTTP a device keeps two push batches on their way: the second says which one it
+follows (protocol 4), and the server applies it only once that one is held.
 
 The server is told to take batches of 5, so 23 operations are five batches. Whatever happens to
 a batch on the way — lost before the server, answered but the answer lost, a 5xx, an expired
-token, a clock refused — every operation ends on the server exactly once and acknowledged on
-the device, as when batches go one after the other.
+token, a clock refused, overtaken by the batch behind it — every operation ends on the server
+exactly once, after every operation sent before it, and acknowledged on the device, as when
+batches go one after the other.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from .flaky import Flaky
 
 @pytest.fixture
 def app_config():
-    return {"SYNC_MAX_BATCH": 5}
+    # A batch ahead of one the server never receives waits 0.1 s before it is answered not_yet.
+    return {"SYNC_MAX_BATCH": 5, "SYNC_AFTER_WAIT_MS": 100}
 
 
 @pytest.mark.parametrize(
-    "fail", [{}, {2: "lost"}, {3: "answer_lost"}, {2: "5xx"}, {4: "expired"}, {5: "lost"}]
+    "fail",
+    [{}, {2: "lost"}, {3: "answer_lost"}, {2: "5xx"}, {4: "expired"}, {5: "lost"}, {1: "5xx"}],
 )
 def test_batches_travel_ahead_and_every_operation_lands_once(
     app, live_server, make_user, tmp_path, fail
@@ -79,3 +83,31 @@ def test_operations_refused_for_the_clock_are_sent_again_before_the_look_ahead_r
         assert db.session.scalar(select(func.count()).select_from(Record)) == 10
         texts = db.session.execute(select(Record.data)).scalars().all()
         assert sum(t["findings"] == "已复访" for t in texts) == 5
+
+
+@pytest.mark.parametrize("late", [1, 3, 4])
+def test_a_batch_overtaken_by_the_one_behind_it_still_lands_first(
+    app, live_server, make_user, tmp_path, late
+):
+    """Batch ``late`` reaches the server only after the batch behind it was answered: that one
+    (and any behind it) is answered not_yet, not judged, and sent again after it, unchanged.
+    Every batch edits the records the batch before it created: applied first, an edit would
+    be refused for good (its record unknown) — none is."""
+    worker = make_user(grids=[GRID_1])
+    flaky = Flaky(live_server, "/push", {late: "late"})
+    with Client(db_path=tmp_path / "d.sqlite3", transport=flaky) as device:
+        device.login(worker.username, worker.password)
+        made: list[str] = []
+        for i in range(25):  # five batches: creates, then edits of the batch before's creates
+            if i % 10 < 5:
+                made.append(device.record_visit(grid_code=GRID_1, findings=f"第{i}户")["id"])
+            else:
+                device.update(made[i % 5 - 5], findings="已复访")
+        report = device.sync()
+        assert flaky.not_yet >= 5  # the overtaking batch was refused, and sent again
+        assert report.rejected == 0 and report.restamped == 0
+        assert report.pushed == 25 and report.applied + report.duplicates == 25
+        assert device.store.count("outbox", "state = 'pending'") == 0
+    with app.app_context():
+        texts = db.session.execute(select(Record.data)).scalars().all()
+        assert len(texts) == 15 and sum(t["findings"] == "已复访" for t in texts) == 10

@@ -296,7 +296,7 @@ def _old_apply(sync_pass: SyncPass, batch: list[Any], results: list[Any]) -> lis
             if status is Outcome.DUPLICATE and result.original is Outcome.REJECTED:
                 status = Outcome.REJECTED
             if status is Outcome.REJECTED and result.reason in TRANSIENT_REASONS:
-                again.append(op)
+                again.append((op, result.reason))
                 continue
             r.pushed += 1
             if status is Outcome.REJECTED:
@@ -366,7 +366,7 @@ def test_push_results_are_applied_as_the_plain_loop_applied_them(answers, pulled
             again = apply(sync_pass, batch, results)
             states.append(
                 (
-                    [op.seq for op in again],
+                    [(op.seq, reason) for op, reason in again],
                     sync_pass.report,
                     store.db.execute("SELECT * FROM outbox ORDER BY seq").fetchall(),
                     store.db.execute("SELECT * FROM acked ORDER BY seq").fetchall(),

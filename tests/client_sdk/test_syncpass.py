@@ -276,7 +276,7 @@ def test_a_recent_handshake_is_reused_and_renewed(make_user, make_device, monkey
     device, wire = _watched(make_device, make_user(grids=[GRID_1]))
     device.sync()
     assert wire.paths == ["handshake", "pull"]
-    assert wire.headers[-1]["Linli-Protocol"] == "3" and wire.headers[-1]["Linli-Schema"] == "1"
+    assert wire.headers[-1]["Linli-Protocol"] == "4" and wire.headers[-1]["Linli-Schema"] == "1"
     wire.paths.clear()
     report = device.sync()  # nothing to do: one request
     assert wire.paths == ["pull"] and report.requests == 1

@@ -411,7 +411,7 @@ def test_an_unpaired_surrogate_in_a_name_or_reason_rejects_only_its_operation(de
         ({}, 200, None),  # a client that says nothing is taken as before
         ({"Linli-Protocol": "1", "Linli-Schema": "1"}, 200, None),
         ({"Linli-Protocol": "1", "Linli-Schema": "0"}, 200, None),  # an older app
-        ({"Linli-Protocol": "4"}, 426, "protocol_unsupported"),
+        ({"Linli-Protocol": "5"}, 426, "protocol_unsupported"),
         ({"Linli-Schema": "2"}, 426, "protocol_unsupported"),  # made for a newer schema
         ({"Linli-Protocol": "one"}, 400, "bad_header"),
         ({"Linli-Schema": "-1"}, 400, "bad_header"),

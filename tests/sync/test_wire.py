@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 
 import pytest
@@ -27,6 +28,7 @@ from sync import (
     ScopeInfo,
     SyncError,
     negotiate,
+    seq_runs,
 )
 from sync.errors import MissingField, OversizeValue, UnknownRecordType, WrongType
 
@@ -162,12 +164,13 @@ def test_oversize_batch_is_refused():
 
 
 def test_protocol_negotiation():
-    assert negotiate([1, 2, 3]) == 3  # the highest both speak
-    assert negotiate([1, 2]) == 2  # an app of protocol 2 is still served
-    assert negotiate([1]) == 1  # and one of protocol 1
-    assert negotiate([3, 4]) == 3
+    assert negotiate([1, 2, 3, 4]) == 4  # the highest both speak
+    assert negotiate([1, 2, 3]) == 3  # an app of protocol 3 is still served
+    assert negotiate([1, 2]) == 2  # and 2
+    assert negotiate([1]) == 1  # and 1
+    assert negotiate([4, 5]) == 4
     with pytest.raises(ProtocolVersionError):
-        negotiate([4, 5])
+        negotiate([5, 6])
 
 
 json_values = st.recursive(
@@ -217,3 +220,17 @@ def test_fuzzed_operations_only_raise_sync_errors(data):
     except SyncError:
         return
     assert Operation.from_dict(decoded.to_dict()) == decoded
+
+
+@given(st.sets(st.integers(1, 2**63 - 1), max_size=60))
+def test_seq_runs_name_exactly_the_numbers_and_a_push_carries_them(numbers):
+    runs = seq_runs(sorted(numbers))
+    assert {n for lo, hi in runs for n in range(lo, hi + 1)} == numbers
+    assert all(lo <= hi for lo, hi in runs)
+    assert all(b[0] > a[1] + 1 for a, b in itertools.pairwise(runs))  # apart
+    assert sum(hi - lo + 1 for lo, hi in runs) == len(numbers)
+    if runs:
+        sent = PushRequest("d", [], after=runs).to_dict()
+        assert PushRequest.from_dict(json.loads(json.dumps(sent))).after == runs
+    else:
+        assert "after" not in PushRequest("d", []).to_dict()
