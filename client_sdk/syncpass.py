@@ -278,28 +278,36 @@ class SyncPass:
         When an answer holds operations to send again (a clock refused, or ``not_yet``), the
         batches behind it are answered too (they follow it: ``not_yet``) and their results
         saved; what is left is sent again from the oldest, the first batch without ``after``.
-        Returns as :meth:`push`.
+        No batch goes ahead of one that may be answered without receipts (operations numbered
+        again, ``made_seq``: §5.5), nor for the rest of the pass once a ``not_yet`` came, nor
+        under a protocol below 4 (a handshake of this pass may change it): one batch at a time
+        then, each built when the one before was answered. Returns as :meth:`push`.
         """
         done, restamp_rounds = 0, 0
         first: tuple[Any, bool] | None = None
-        flight: deque[tuple[list[Outgoing], Callable[[], Any]]] = deque()
+        flight: deque[tuple[list[Outgoing], Callable[[], Any], bool]] = deque()
+        refused_ahead = False  # a not_yet came: one batch at a time from now on
         batch = self.store.outgoing(limit=size)
         while batch or flight:
-            while batch and len(flight) < 2:  # the next batch leaves at once
+            while batch and (
+                not flight
+                or (len(flight) < 2 and not refused_ahead and self._may_follow(flight[-1][0]))
+            ):  # the next batch leaves at once
                 after = seq_runs(e.seq for e in flight[-1][0]) if flight else None
                 body = self._push_body(batch, size, after)
-                flight.append((batch, self.api.start(f"{_API}/push", body)))
+                flight.append((batch, self.api.start(f"{_API}/push", body), after is not None))
                 full = len(batch) == size
                 batch = self.store.outgoing(limit=size, after=batch[-1].seq) if full else []
-            sent, answer = flight.popleft()
-            again, first = self._saved(sent, answer())
+            sent, answer, followed = flight.popleft()
+            again, first = self._saved(sent, answer, followed)
             done += len(sent) - len(again)
             while again and flight:  # those behind it follow it: wait for their answers
-                sent, answer = flight.popleft()
-                more, first = self._saved(sent, answer())
+                sent, answer, followed = flight.popleft()
+                more, first = self._saved(sent, answer, followed)
                 done += len(sent) - len(more)
                 again += more
             self.progress("push", done, total)
+            refused_ahead = refused_ahead or any(r == Reason.NOT_YET for _, r in again)
             clock = [e for e, reason in again if reason == Reason.CLOCK_AHEAD]
             if clock:
                 restamp_rounds += 1
@@ -310,13 +318,29 @@ class SyncPass:
                 batch = self.store.outgoing(limit=size)  # from the oldest, in order
         return first
 
-    def _saved(self, sent: list[Outgoing], answer: Any) -> tuple[list[tuple[Outgoing, str]], Any]:
-        """A batch's answer decoded and its results saved: the operations to send again with
-        why, and the pull page it carried (as :meth:`push` returns it)."""
-        results = _decoded(push_results, answer, "push answer")
+    def _may_follow(self, batch: list[Outgoing]) -> bool:
+        """Whether a batch may be sent ahead of ``batch``'s answer: under protocol 4, and when
+        none of its operations was numbered again (the server may answer such a one as its
+        twin's replay without a receipt under its own number, §5.5, and the batch ahead would
+        wait for it in vain)."""
+        assert self.hello is not None
+        return self.hello.protocol_version >= 4 and not any(
+            b'"made_seq"' in entry.wire for entry in batch
+        )
+
+    def _saved(
+        self, sent: list[Outgoing], answer: Callable[[], Any], followed: bool
+    ) -> tuple[list[tuple[Outgoing, str]], Any]:
+        """A batch's answer waited for, decoded and its results saved: the operations to send
+        again with why, and the pull page it carried (as :meth:`push` returns it). ``followed``:
+        whether it was sent ahead (``after``); only such a batch may be answered ``not_yet``."""
+        reply = answer()
+        results = _decoded(push_results, reply, "push answer")
         if len(results) != len(sent):
             raise ProtocolError(f"{len(sent)} operations pushed, {len(results)} answered")
-        page = answer.get("pull") if isinstance(answer, dict) else None
+        if not followed and any(r.reason == Reason.NOT_YET for r in results):
+            raise ProtocolError("not_yet for a batch sent after every answer before it")
+        page = reply.get("pull") if isinstance(reply, dict) else None
         again = self._apply_results(sent, results)
         return again, None if page is None else (page, self.api.plain_answer)
 

@@ -14,7 +14,6 @@ is given at the place in the order of checks where it was always given.
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -561,30 +560,26 @@ def _result(op: Operation, result: MergeResult, message: str | None = None) -> O
 _HELD = select(func.count()).where(
     _OP.c.device_id == bindparam("device_id"), _OP.c.seq.between(bindparam("lo"), bindparam("hi"))
 )
-_HELD_SEQS = select(_OP.c.seq).where(
-    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.between(bindparam("lo"), bindparam("hi"))
+_HELD_AMONG = select(func.count()).where(
+    _OP.c.device_id == bindparam("device_id"), _OP.c.seq.in_(bindparam("seqs", expanding=True))
 )
-_FOLLOW_POLL_S = 0.002
+_FOLLOW_POLL_S = (0.002, 0.02)  # the first pause, and the longest (doubling between)
 
 
 def _held(device_id: str, runs: Runs) -> int:
-    """How many of the numbers in ``runs`` the device's receipts hold (a few runs: counted
-    along the primary key; many: the numbers between the first and the last read once)."""
+    """How many of the numbers in ``runs`` the device's receipts hold: a few runs counted
+    along the primary key; many (numbers far apart, at most a batch of them) by IN lists."""
     conn = db.session.connection()
     if len(runs) <= 8:
         return sum(
             conn.execute(_HELD, {"device_id": device_id, "lo": lo, "hi": hi}).scalar() or 0
             for lo, hi in runs
         )
-    rows = conn.execute(
-        _HELD_SEQS, {"device_id": device_id, "lo": runs[0][0], "hi": runs[-1][1]}
-    ).scalars()
-    starts = [lo for lo, _ in runs]
-    count = 0
-    for seq in rows:
-        at = bisect_right(starts, seq) - 1
-        count += at >= 0 and seq <= runs[at][1]
-    return count
+    seqs = [n for lo, hi in runs for n in range(lo, hi + 1)]
+    return sum(
+        conn.execute(_HELD_AMONG, {"device_id": device_id, "seqs": seqs[i : i + 500]}).scalar() or 0
+        for i in range(0, len(seqs), 500)
+    )
 
 
 def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordBatch | None:
@@ -594,15 +589,18 @@ def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordB
 
     That batch was sent just before and is usually being applied by another worker: the lock
     is then taken as it commits. Taken before it, the lock is let go again and taken anew
-    every 2 ms, at most ``SYNC_AFTER_WAIT_MS``. Its receipts appear together, in its commit:
-    once some are held but not all, the others were refused without one (``clock_ahead``,
-    itself ``not_yet``, undecodable) and will be sent again — nothing more to wait for.
+    after 2, 4, 8, 16, then every 20 ms, for at most ``SYNC_AFTER_WAIT_MS``. Its receipts
+    appear together, in its commit: once some are held but not all, the others were refused
+    without one (``clock_ahead``, itself ``not_yet``, undecodable) and will be sent again —
+    nothing more to wait for. (A client sends nothing ahead of a batch whose operations may be
+    answered without receipts: twins, §5.5.)
     """
     runs = request.after
     if runs is None:
         return RecordBatch(db.session, user_id)
     wanted = sum(hi - lo + 1 for lo, hi in runs)
     deadline = time.monotonic() + current_app.config["SYNC_AFTER_WAIT_MS"] / 1000
+    pause, longest = _FOLLOW_POLL_S
     while True:
         batch = RecordBatch(db.session, user_id)
         held = _held(device_id, runs)
@@ -611,7 +609,8 @@ def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordB
         db.session.rollback()  # lets the lock go
         if held or time.monotonic() >= deadline:
             return None
-        time.sleep(_FOLLOW_POLL_S)
+        time.sleep(pause)
+        pause = min(2 * pause, longest)
 
 
 def _not_yet(request: PushRequest) -> PushResponse:
@@ -619,9 +618,7 @@ def _not_yet(request: PushRequest) -> PushResponse:
     each operation ``not_yet`` (transient: sent again, unchanged, after the one it follows)."""
     message = "sent ahead of a batch the server does not hold in full; send it again after"
     results = [
-        OpResult(
-            item.key, Outcome.REJECTED, reason=item.error.code, message=item.error.message
-        )
+        OpResult(item.key, Outcome.REJECTED, reason=item.error.code, message=item.error.message)
         if isinstance(item, MalformedOperation)
         else OpResult(item.key, Outcome.REJECTED, item.record_id, None, Reason.NOT_YET, message)
         for item in request.operations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 
 from client_sdk import HTTPTransport, NetworkError, Response
@@ -13,7 +14,8 @@ class Flaky:
     ``fail[n]`` says: ``lost`` (before the server), ``answer_lost`` (after it: applied, the
     answer never arrives), ``5xx``, ``expired`` (a 401 ``token_expired`` answer), or is
     ``late``: it reaches the server only once the request after it has been answered. Records
-    the threads that carried requests, and how many results were ``not_yet``."""
+    the threads that carried requests, how many were sent ahead (``after``) and how many
+    results were ``not_yet``."""
 
     concurrent = True
 
@@ -22,6 +24,7 @@ class Flaky:
         self.endpoint, self.fail = endpoint, fail
         self.count, self.threads = 0, set()
         self.not_yet = 0
+        self.ahead = 0  # pushes sent ahead of the one before (protocol 4's ``after``)
         self._answered: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -32,7 +35,11 @@ class Flaky:
     def handle(self, request: Request) -> Response:
         self.threads.add(threading.current_thread().name)
         if request.path.endswith(self.endpoint):
+            body = request.content
+            if request.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
             with self._lock:
+                self.ahead += b'"after":' in body
                 self.count += 1
                 number = self.count
                 how = self.fail.pop(number, None)

@@ -10,10 +10,14 @@ batches go one after the other.
 
 from __future__ import annotations
 
+import gzip
+import json
+import shutil
+
 import pytest
 from sqlalchemy import func, select
 
-from client_sdk import Client, HTTPTransport
+from client_sdk import Client, HTTPTransport, ProtocolError, Response
 from server.extensions import db
 from server.models import Record
 
@@ -90,7 +94,8 @@ def test_a_batch_overtaken_by_the_one_behind_it_still_lands_first(
     app, live_server, make_user, tmp_path, late
 ):
     """Batch ``late`` reaches the server only after the batch behind it was answered: that one
-    (and any behind it) is answered not_yet, not judged, and sent again after it, unchanged.
+    (and any sent behind it) is answered not_yet, not judged, and sent again after it,
+    unchanged.
     Every batch edits the records the batch before it created: applied first, an edit would
     be refused for good (its record unknown) — none is."""
     worker = make_user(grids=[GRID_1])
@@ -104,10 +109,68 @@ def test_a_batch_overtaken_by_the_one_behind_it_still_lands_first(
             else:
                 device.update(made[i % 5 - 5], findings="已复访")
         report = device.sync()
-        assert flaky.not_yet >= 5  # the overtaking batch was refused, and sent again
+        # The overtaking batch was refused, with the one sent behind it before that answer
+        # came; then one batch at a time for the rest of the pass.
+        assert (flaky.ahead, flaky.not_yet) == {1: (2, 10), 3: (4, 10), 4: (4, 5)}[late]
         assert report.rejected == 0 and report.restamped == 0
         assert report.pushed == 25 and report.applied + report.duplicates == 25
         assert device.store.count("outbox", "state = 'pending'") == 0
     with app.app_context():
         texts = db.session.execute(select(Record.data)).scalars().all()
         assert len(texts) == 15 and sum(t["findings"] == "已复访" for t in texts) == 10
+
+
+def test_no_batch_goes_ahead_of_operations_numbered_again(app, live_server, make_user, tmp_path):
+    """A copy of a store taken before its first sign-in numbers its work again above the
+    original's (``made_seq``), and the server answers each as its twin's replay, with no
+    receipt under the new number: a batch sent ahead of such a batch would wait for it in
+    vain. None is; the copy's work is answered as replays, one batch at a time."""
+    worker = make_user(grids=[GRID_1])
+    first = tmp_path / "first.sqlite3"
+    with Client(db_path=first, transport=HTTPTransport(live_server, timeout=10)) as device:
+        for i in range(12):
+            device.record_visit(grid_code=GRID_1, findings=f"第{i}户")
+        device_id = device.device_id
+    shutil.copy(first, tmp_path / "copy.sqlite3")
+    with Client(db_path=first, transport=Flaky(live_server, "/push", {})) as original:
+        original.login(worker.username, worker.password)
+        assert original.sync().applied == 12
+        assert original.transport.ahead == 2  # batches of 5: the 2nd and 3rd went ahead
+    flaky = Flaky(live_server, "/push", {})
+    with Client(db_path=tmp_path / "copy.sqlite3", transport=flaky) as copy:
+        assert copy.device_id == device_id
+        copy.login(worker.username, worker.password)
+        report = copy.sync()
+        assert (report.duplicates, report.applied, report.rejected) == (12, 0, 0)
+        assert copy.pending_count() == 0
+    assert flaky.ahead == 0 and flaky.not_yet == 0 and flaky.count == 3
+
+
+class _AlwaysNotYet(Flaky):
+    """A server that answers every push not_yet, whether or not it follows another."""
+
+    def handle(self, request):
+        if not request.path.endswith("/push"):
+            return self.inner.handle(request)
+        body = gzip.decompress(request.content) if "Content-Encoding" in request.headers else None
+        ops = json.loads(body or request.content)["operations"]
+        results = [
+            {"key": f"{o['device_id']}:{o['seq']}", "status": "rejected", "reason": "not_yet"}
+            for o in ops
+        ]
+        content = json.dumps({"results": results, "server_time_ms": 1}).encode()
+        return Response(200, content, {"content-type": "application/json"})
+
+
+def test_not_yet_for_a_batch_that_follows_none_is_a_protocol_error(
+    live_server, make_user, tmp_path
+):
+    """Only a batch sent ahead may be answered not_yet: the first batch of a round follows
+    none, and such an answer to it would have the device send it again for ever."""
+    worker = make_user(grids=[GRID_1])
+    with Client(db_path=tmp_path / "d.sqlite3", transport=_AlwaysNotYet(live_server, "", {})) as d:
+        d.login(worker.username, worker.password)
+        d.record_visit(grid_code=GRID_1, findings="一户")
+        with pytest.raises(ProtocolError, match="not_yet"):
+            d.sync()
+        assert d.pending_count() == 1
