@@ -137,25 +137,26 @@ class Api:
         the device's store (the token) happens here and in the returned function, in the
         caller's thread; the other thread only carries the request (a store is not shared
         between threads).
+
+        A transport with a ``start(request)`` method carries the request its own way: that
+        method returns a function giving the response (or raising), called once, in the
+        caller's thread, when the answer is wanted. An exception that is not an ``Exception``
+        (the process stopping) is raised as it is, never asked again.
         """
         prepared = path if isinstance(path, Prepared) else self.prepare(path, body)
         path, body, request = prepared
         self._authorize(request.headers)  # the token now, not when it was built
         self._count(request)
-        outcome: list[Response | BaseException] = []
-
-        def send() -> None:
-            try:
-                outcome.append(self.transport.handle(request))
-            except BaseException as exc:  # handed to the caller's thread, which asks again
-                outcome.append(exc)
-
-        thread = threading.Thread(target=send, name="linli-request", daemon=True)
-        thread.start()
+        carry = getattr(self.transport, "start", None)
+        receive = carry(request) if carry is not None else _on_a_thread(self.transport, request)
 
         def answer() -> Any:
-            thread.join()
-            response = outcome[0] if outcome else None
+            try:
+                response: Response | BaseException = receive()
+            except BaseException as exc:  # asked again below, unless the process is stopping
+                response = exc
+            if not isinstance(response, Exception | Response):
+                raise response
             if isinstance(response, Response):
                 try:
                     return self._answer(path, response)
@@ -260,3 +261,28 @@ def _error(response: Response, path: str) -> ClientError:
     if status == 422 and isinstance(details.get("errors"), dict):
         return ValidationError(message, {str(k): str(v) for k, v in details["errors"].items()})
     return RequestRejected(message, code=code, status=status, path=path, details=details)
+
+
+def _on_a_thread(transport: Transport, request: Request) -> Callable[[], Response]:
+    """Send ``request`` now on a thread of its own; return a function that waits for the
+    response and gives it (or raises what sending it raised)."""
+    outcome: list[Response | BaseException] = []
+
+    def send() -> None:
+        try:
+            outcome.append(transport.handle(request))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=send, name="linli-request", daemon=True)
+    thread.start()
+
+    def receive() -> Response:
+        thread.join()
+        if not outcome:
+            raise NetworkError("the request's thread ended without an answer")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    return receive

@@ -3,10 +3,11 @@
 One :class:`World` is the Flask app in process on a SQLite file, 2-5 :class:`client_sdk.Client`
 devices (grid workers of two grids of one community, and the community head) with their own
 SQLite files, and a :class:`ChaosTransport` in front of every device that loses, duplicates,
-delays and reorders requests, breaks a push with a real database fault (a trigger that raises on
-the Nth write), kills the device mid-sync, or revokes it; a device may also be wiped and
-enrolled again under its device id (a new store), or put back to a copy of its store taken
-earlier (a backup restored). A :class:`Model` remembers every answer the server gave on the
+delays and reorders requests (a push batch overtaking the one it follows among them), breaks
+a push with a real database fault (a trigger that raises on the Nth write), kills the device
+mid-sync, or revokes it; a device may also be wiped and enrolled again under its device id (a
+new store), or put back to a copy of its store taken earlier (a backup restored).
+A :class:`Model` remembers every answer the server gave on the
 wire, so the checks never trust the server's own memory; one of them is that a key the server
 holds is only ever sent again with the same operation (or it re-stamped, answered as its
 replay), the one exception being protocol §3's: a restored copy's work from before it next
@@ -35,7 +36,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,7 @@ FAULTS = (
     "kill_after",
     "revoke",
     "edit_during",
+    "overtake",
 )
 # Faults aimed at one phase: they fire at the first push (or pull) request at or after
 # request ``at % 2`` of the pass.
@@ -261,6 +263,8 @@ class Harness:
                 "DATABASE_URL": f"sqlite:///{self.live}",
                 "SECRET_KEY": "chaos-" + "k" * 40,
                 "SYNC_MAX_BATCH": 3,
+                # One thread: a batch that overtakes the one before it cannot see it arrive.
+                "SYNC_AFTER_WAIT_MS": 0,
                 **(config or {}),
             }
         )
@@ -502,15 +506,57 @@ class Device:
 
 
 class ChaosTransport:
-    """Sits in front of one device; injects the armed fault into one sync request of a pass."""
+    """Sits in front of one device; injects the armed fault into one sync request of a pass.
+
+    Requests the SDK sends ahead (the next push batch, the next pull page) are carried by
+    :meth:`start`: each reaches the server when the SDK asks for its answer, in the order sent,
+    unless an ``overtake`` fault delivers a push that follows another (protocol 4's ``after``)
+    at once, ahead of the one before it. A request the SDK stopped waiting for (its pass failed
+    or the app died) is still on its way: it arrives with the delayed ones (``deliver_held``).
+    """
+
+    concurrent = True
 
     def __init__(self, world: World, device: Device) -> None:
         self.world, self.device = world, device
         self.fault: Fault | None = None
         self.count = 0
+        self.on_the_way: list[tuple[Request, list[bool]]] = []
 
     def arm(self, fault: Fault | None) -> None:
+        self.world.held += [request for request, done in self.on_the_way if not done[0]]
+        self.on_the_way = []
         self.fault, self.count = fault, 0
+
+    def start(self, request: Request) -> Callable[[], Response]:
+        done = [False]
+        self.on_the_way.append((request, done))
+        fault = self.fault
+        if (
+            fault is not None
+            and fault.kind == "overtake"
+            and request.path.endswith("/sync/push")
+            and "after" in _body(request)
+        ):
+            self.fault = None
+            self.world.stats["fault.overtake"] += 1
+            done[0] = True
+            try:
+                response = self.handle(request)
+            except Exception as exc:  # the SDK meets it when it asks for the answer
+                error = exc
+
+                def failed() -> Response:
+                    raise error
+
+                return failed
+            return lambda: response
+
+        def receive() -> Response:
+            done[0] = True
+            return self.handle(request)
+
+        return receive
 
     def handle(self, request: Request) -> Response:
         response = self._handle(request)
@@ -525,6 +571,8 @@ class ChaosTransport:
             return world.wire.handle(request)  # sign-in and refresh: never faulted
         index, self.count = self.count, self.count + 1
         fault = self.fault
+        if fault is not None and fault.kind == "overtake":
+            fault = None  # fired (or not) by start()
         phase = None
         if fault is not None and fault.kind in _PUSH_ONLY | _PULL_ONLY:
             phase = "/sync/push" if fault.kind in _PUSH_ONLY else "/sync/pull"
