@@ -138,7 +138,7 @@ class Api:
         caller's thread; the other thread only carries the request (a store is not shared
         between threads).
 
-        A transport with a ``start(request)`` method carries the request its own way: that
+        A transport with a ``send_ahead(request)`` method carries the request its own way: that
         method returns a function giving the response (or raising), called once, in the
         caller's thread, when the answer is wanted. An exception that is not an ``Exception``
         (the process stopping) is raised as it is, never asked again.
@@ -147,16 +147,16 @@ class Api:
         path, body, request = prepared
         self._authorize(request.headers)  # the token now, not when it was built
         self._count(request)
-        carry = getattr(self.transport, "start", None)
+        carry = getattr(self.transport, "send_ahead", None)
         receive = carry(request) if carry is not None else _on_a_thread(self.transport, request)
 
         def answer() -> Any:
             try:
-                response: Response | BaseException = receive()
+                response: Any = receive()
             except BaseException as exc:  # asked again below, unless the process is stopping
+                if not isinstance(exc, Exception):
+                    raise
                 response = exc
-            if not isinstance(response, Exception | Response):
-                raise response
             if isinstance(response, Response):
                 try:
                     return self._answer(path, response)

@@ -48,8 +48,8 @@ class Transport(Protocol):
     """What the client needs from a transport.
 
     Optional: ``concurrent = True`` lets the SDK carry a request while it works on (on a thread
-    of its own, see ``Api.start``), and a ``start(request)`` method returning a function that
-    gives the response then carries such a request the transport's own way (a test transport
+    of its own, see ``Api.start``), and a ``send_ahead(request)`` method returning a function
+    that gives the response then carries such a request the transport's own way (a test transport
     that decides when each request reaches the server).
     """
 

@@ -169,6 +169,7 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "wipe": (range(5),),
     "backup": (range(5),),
     "restore": (range(5),),
+    "burst": (range(5), range(2, 6)),
 }
 STEP_WEIGHTS = {
     "create": 3,
@@ -187,6 +188,7 @@ STEP_WEIGHTS = {
     "wipe": 1,
     "backup": 1,
     "restore": 1,
+    "burst": 1,
 }
 
 
@@ -508,17 +510,18 @@ class Device:
 class ChaosTransport:
     """Sits in front of one device; injects the armed fault into one sync request of a pass.
 
-    Requests the SDK sends ahead (the next push batch, the next pull page) are carried by
-    :meth:`start`: each reaches the server when the SDK asks for its answer, in the order sent,
-    unless an ``overtake`` fault delivers a push that follows another (protocol 4's ``after``)
-    at once, ahead of the one before it. A request the SDK stopped waiting for (its pass failed
-    or the app died) is still on its way: it arrives with the delayed ones (``deliver_held``).
+    On the devices of even slots, requests the SDK sends ahead (the next push batch, the next
+    pull page) are carried by :meth:`send_ahead`: each reaches the server when the SDK asks
+    for its answer, in the order sent, unless an ``overtake`` fault delivers a push that
+    follows another (protocol 4's ``after``) at once, ahead of the one before it. A request
+    the SDK stopped waiting for (its pass failed or the app died) is still on its way: it
+    arrives with the delayed ones (``deliver_held``).
+    The devices of odd slots send one request at a time (as over a transport that cannot).
     """
-
-    concurrent = True
 
     def __init__(self, world: World, device: Device) -> None:
         self.world, self.device = world, device
+        self.concurrent = device.slot % 2 == 0
         self.fault: Fault | None = None
         self.count = 0
         self.on_the_way: list[tuple[Request, list[bool]]] = []
@@ -528,7 +531,7 @@ class ChaosTransport:
         self.on_the_way = []
         self.fault, self.count = fault, 0
 
-    def start(self, request: Request) -> Callable[[], Response]:
+    def send_ahead(self, request: Request) -> Callable[[], Response]:
         done = [False]
         self.on_the_way.append((request, done))
         fault = self.fault
@@ -572,7 +575,7 @@ class ChaosTransport:
         index, self.count = self.count, self.count + 1
         fault = self.fault
         if fault is not None and fault.kind == "overtake":
-            fault = None  # fired (or not) by start()
+            fault = None  # fired (or not) by send_ahead()
         phase = None
         if fault is not None and fault.kind in _PUSH_ONLY | _PULL_ONLY:
             phase = "/sync/push" if fault.kind in _PUSH_ONLY else "/sync/pull"
@@ -788,6 +791,13 @@ class World:
             self._edit(dev, c.create_household, grid_code=grid, address=text)
         else:
             self._edit(dev, c.screen_dispute, grid_code=grid, title=text, category="01")
+
+    def do_burst(self, dev_index: int, visits: int) -> None:
+        """A round of the grid: new visits, each with a note on it, made offline; a push then
+        needs several batches, each with notes on the visits of the batch before it."""
+        for n in range(visits):
+            self.do_create(dev_index, "visit", 0, n % 3)
+            self.do_note(dev_index, -1, n % 3)  # the newest: the visit just made
 
     def do_update(self, dev_index: int, pick: int, field_index: int, value: int) -> None:
         dev = self._dev(dev_index)

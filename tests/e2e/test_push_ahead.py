@@ -48,12 +48,17 @@ def test_a_batch_that_overtakes_the_one_it_follows_is_sent_again_after_it(
 
 def test_a_batch_left_on_the_way_arrives_later_as_a_replay(world: World) -> None:
     """The app dies while a batch is on its way behind another: that request still reaches
-    the server later; the restarted app sends the same operations again."""
+    the server later, and is applied; the restarted app sends the same operations again, and
+    they are answered as replays."""
     _play(world, *[("create", 0, "visit", 0, n % 3) for n in range(8)])
     _play(world, ("sync", 0, "kill_after", 1))
     assert world.stats["fault.kill_after"] == 1
     [on_the_way] = world.held  # the batch sent behind the one answered as the app died
     assert "after" in _body(on_the_way)
-    _play(world, ("deliver_held", 0), ("sync", 0, "none", 0))
+    applied = world.stats["push.applied."]
+    _play(world, ("deliver_held", 0))
+    # Applied on arrival: the batch it follows was on the server (answered as the app died).
+    assert world.stats["push.applied."] == applied + 3
+    _play(world, ("sync", 0, "none", 0))
     assert world.devices[0].client.pending_count() == 0
     world.heal_and_check()

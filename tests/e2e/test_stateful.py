@@ -116,6 +116,10 @@ class SyncChaos(RuleBasedStateMachine):
     def restore(self, a):
         self._play("restore", a)
 
+    @rule(**_args("burst"))
+    def burst(self, a, b):
+        self._play("burst", a, b)
+
     @invariant()
     def invariants_hold(self) -> None:
         if self.world is not None:
