@@ -14,37 +14,21 @@ rotated since is signed in again, as the app asks the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from linli.chaos import Harness, World
+
+from .conftest import play
 
 UPDATE_W1 = ("update", 0, 0, 0, 1)  # worker w1's tablet edits the first record in its grid
 UPDATE_W1_AGAIN = ("update", 0, 0, 0, 2)
 SYNC_W1 = ("sync", 0, "none", 0)
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    world = World(Harness.shared(), 2)
-    try:
-        yield world
-    finally:
-        world.close()
-
-
-def _play(world: World, *steps: tuple) -> None:
-    for step in steps:
-        world.play(step)
-        world.check()
-
-
 def test_a_copy_sends_its_unsent_work_again_as_replays(world: World) -> None:
-    _play(world, UPDATE_W1, ("backup", 0), SYNC_W1, ("restore", 0))
+    play(world, UPDATE_W1, ("backup", 0), SYNC_W1, ("restore", 0))
     device = world.devices[0]
     assert device.client.pending_count() == 1  # the copy's, sent meanwhile by the original
-    _play(world, SYNC_W1)
+    play(world, SYNC_W1)
     assert world.stats["push.duplicate.applied"] == 1
     assert device.client.pending_count() == 0
     assert device.client.rejected() == []
@@ -56,10 +40,10 @@ def test_an_edit_both_copies_stamped_again_is_answered_as_the_replay_it_is(world
     # re-stamps the edit (clock_ahead) and the server applies it; the copy re-stamps it too,
     # differently, and the server, which holds the change, answers it as a replay.
     year_ahead, set_right = ("clock", 0, 0), ("clock", 0, 3)
-    _play(world, year_ahead, UPDATE_W1, ("backup", 0), set_right, SYNC_W1, ("restore", 0))
+    play(world, year_ahead, UPDATE_W1, ("backup", 0), set_right, SYNC_W1, ("restore", 0))
     [(key, answer)] = world.model.acked()
     held = world.model.final[key].op["hlc"]
-    _play(world, SYNC_W1)
+    play(world, SYNC_W1)
     device = world.devices[0]
     assert device.client.rejected() == [] and device.client.pending_count() == 0
     assert world.stats["push.duplicate.applied"] == 1
@@ -69,11 +53,11 @@ def test_an_edit_both_copies_stamped_again_is_answered_as_the_replay_it_is(world
 
 
 def test_work_made_offline_before_the_copy_syncs_may_be_refused_key_reused(world: World) -> None:
-    _play(world, ("backup", 0), UPDATE_W1, SYNC_W1, ("restore", 0), UPDATE_W1_AGAIN)
+    play(world, ("backup", 0), UPDATE_W1, SYNC_W1, ("restore", 0), UPDATE_W1_AGAIN)
     device = world.devices[0]
     [key] = world.model.may_collide  # numbered before the copy heard last_seq
     assert key in world.model.final  # the original's operation holds the key
-    _play(world, SYNC_W1)
+    play(world, SYNC_W1)
     refused = device.client.rejected()
     assert [(r["reason"], f"{r['op']['device_id']}:{r['op']['seq']}") for r in refused] == [
         ("key_reused", key)
@@ -84,9 +68,9 @@ def test_work_made_offline_before_the_copy_syncs_may_be_refused_key_reused(world
 
 
 def test_work_made_after_the_copy_synced_is_numbered_above_the_servers(world: World) -> None:
-    _play(world, ("backup", 0), UPDATE_W1, SYNC_W1, ("restore", 0), SYNC_W1, UPDATE_W1_AGAIN)
+    play(world, ("backup", 0), UPDATE_W1, SYNC_W1, ("restore", 0), SYNC_W1, UPDATE_W1_AGAIN)
     assert not world.model.may_collide
-    _play(world, SYNC_W1)
+    play(world, SYNC_W1)
     assert world.stats["push.rejected.key_reused"] == 0
     assert world.stats["push.applied."] == 2  # the original's edit, then the copy's
     assert world.devices[0].client.rejected() == []
@@ -98,10 +82,10 @@ def test_a_copy_from_before_a_wipe_meets_the_numbers_of_the_store_enrolled_after
 ) -> None:
     # The original's unsent edit is lost in the wipe; the store enrolled after it numbers its
     # own edit the same (the server never held the first). The copy's edit is refused.
-    _play(world, UPDATE_W1, ("backup", 0), ("wipe", 0), SYNC_W1, UPDATE_W1_AGAIN, SYNC_W1)
-    _play(world, ("restore", 0))
+    play(world, UPDATE_W1, ("backup", 0), ("wipe", 0), SYNC_W1, UPDATE_W1_AGAIN, SYNC_W1)
+    play(world, ("restore", 0))
     [key] = world.model.may_collide
-    _play(world, SYNC_W1)
+    play(world, SYNC_W1)
     assert [r["reason"] for r in world.devices[0].client.rejected()] == ["key_reused"]
     assert world.model.final[key].outcome == "applied"  # the later store's edit stays
     world.heal_and_check()
@@ -113,15 +97,15 @@ def test_a_copy_whose_session_was_rotated_since_signs_in_again() -> None:
     harness = Harness({"ACCESS_TOKEN_TTL_S": 1, "REFRESH_REUSE_GRACE_S": 0})
     world = World(harness, 2)
     try:
-        _play(world, ("backup", 0))
+        play(world, ("backup", 0))
         time.sleep(1.1)  # the template's access tokens have expired
-        _play(world, UPDATE_W1, SYNC_W1)  # the original refreshes: its old token is rotated
-        _play(world, ("restore", 0))
+        play(world, UPDATE_W1, SYNC_W1)  # the original refreshes: its old token is rotated
+        play(world, ("restore", 0))
         time.sleep(1.1)
-        _play(world, SYNC_W1)  # the copy's refresh is refused token_reused; it signs in
+        play(world, SYNC_W1)  # the copy's refresh is refused token_reused; it signs in
         assert world.stats["sync.failed.token_reused"] == 1
         assert world.stats["restore.sign_in"] == 1
-        _play(world, UPDATE_W1_AGAIN, SYNC_W1)
+        play(world, UPDATE_W1_AGAIN, SYNC_W1)
         assert world.stats["push.applied."] == 2
         world.heal_and_check()
     finally:
