@@ -70,6 +70,7 @@ __all__ = [
     "World",
     "random_schedule",
     "random_step",
+    "request_body",
     "run_schedule",
 ]
 
@@ -539,7 +540,7 @@ class ChaosTransport:
             fault is not None
             and fault.kind == "overtake"
             and request.path.endswith("/sync/push")
-            and "after" in _body(request)
+            and "after" in request_body(request)
         ):
             self.fault = None
             self.world.stats["fault.overtake"] += 1
@@ -618,7 +619,8 @@ class ChaosTransport:
 # --- the world ---------------------------------------------------------------------------------
 
 
-def _body(request: Request) -> dict[str, Any]:
+def request_body(request: Request) -> dict[str, Any]:
+    """The JSON body of a request as the device sent it (gzip or not)."""
     content = request.content
     if request.headers.get("Content-Encoding") == "gzip":
         content = gzip.decompress(content)
@@ -701,16 +703,16 @@ class World:
                     f"push.{r['status']}.{r.get('reason') or r.get('original') or ''}"
                     for r in answer["results"]
                 )
-                self.model.observe_push(_body(request), answer)
+                self.model.observe_push(request_body(request), answer)
                 page = answer.get("pull")  # protocol 2: the first pull page, with the push
                 if device is not None and page is not None:
-                    asked = _body(request)["pull"]
+                    asked = request_body(request)["pull"]
                     if asked.get("cursor") == 0 or page["reset"]:
                         device.restarted = True
             elif (
                 request.path.endswith("/sync/pull")
                 and device is not None
-                and (_body(request)["cursor"] == 0 or json.loads(response.content)["reset"])
+                and (request_body(request)["cursor"] == 0 or json.loads(response.content)["reset"])
             ):
                 device.restarted = True
         return response
@@ -927,7 +929,7 @@ class World:
             dev.client.close()
         for extra in ("", "-wal", "-shm", ".sync-lock"):
             Path(f"{dev.path}{extra}").unlink(missing_ok=True)
-        self.held = [r for r in self.held if _body(r).get("device_id") != dev.device_id]
+        self.held = [r for r in self.held if request_body(r).get("device_id") != dev.device_id]
         dev.made = {key: op for key, op in dev.made.items() if key in self.model.final}
         dev.latest = {}
         dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
@@ -964,7 +966,7 @@ class World:
         for extra in ("", "-wal", "-shm", ".sync-lock"):
             Path(f"{dev.path}{extra}").unlink(missing_ok=True)
         shutil.copy(backup.path, dev.path)
-        self.held = [r for r in self.held if _body(r).get("device_id") != dev.device_id]
+        self.held = [r for r in self.held if request_body(r).get("device_id") != dev.device_id]
         dev.made = {
             **{key: op for key, op in dev.made.items() if key in self.model.final},
             **backup.pending,

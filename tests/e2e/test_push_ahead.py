@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from linli.chaos import World, _body
+from linli.chaos import World, request_body
 
 from .conftest import play
 
@@ -39,7 +39,7 @@ def test_a_batch_left_on_the_way_arrives_later_as_a_replay(world: World) -> None
     play(world, ("sync", 0, "kill_after", 1))
     assert world.stats["fault.kill_after"] == 1
     [on_the_way] = world.held  # the batch sent behind the one answered as the app died
-    assert "after" in _body(on_the_way)
+    assert "after" in request_body(on_the_way)
     applied = world.stats["push.applied."]
     play(world, ("deliver_held", 0))
     # Applied on arrival: the batch it follows was on the server (answered as the app died).
