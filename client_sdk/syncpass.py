@@ -243,11 +243,7 @@ class SyncPass:
                 answer = self.api.call(f"{_API}/push", self._push_body(batch, size))
             else:
                 answer, ahead = ahead(), None
-            results = _decoded(push_results, answer, "push answer")
-            if len(results) != len(batch):
-                raise ProtocolError(f"{len(batch)} operations pushed, {len(results)} answered")
-            page = answer.get("pull") if isinstance(answer, dict) else None
-            first = None if page is None else (page, self.api.plain_answer)
+            results, first = self._answered(batch, answer, followed=False)
             following: list[Outgoing] = []
             if self.api.concurrent and not any(map(_sent_again, results)):
                 following, request = ready or self._ahead(batch, size)
@@ -332,17 +328,21 @@ class SyncPass:
         self, sent: list[Outgoing], answer: Callable[[], Any], followed: bool
     ) -> tuple[list[tuple[Outgoing, str]], Any]:
         """A batch's answer waited for, decoded and its results saved: the operations to send
-        again with why, and the pull page it carried (as :meth:`push` returns it). ``followed``:
-        whether it was sent ahead (``after``); only such a batch may be answered ``not_yet``."""
-        reply = answer()
+        again with why, and the pull page it carried (as :meth:`push` returns it)."""
+        results, page = self._answered(sent, answer(), followed=followed)
+        return self._apply_results(sent, results), page
+
+    def _answered(self, sent: list[Outgoing], reply: Any, *, followed: bool) -> tuple[Any, Any]:
+        """A push answer's results, checked against the batch ``sent``, and the pull page it
+        carried (as :meth:`push` returns it). ``followed``: whether the batch was sent ahead
+        (``after``); only such a batch may be answered ``not_yet``."""
         results = _decoded(push_results, reply, "push answer")
         if len(results) != len(sent):
             raise ProtocolError(f"{len(sent)} operations pushed, {len(results)} answered")
         if not followed and any(r.reason == Reason.NOT_YET for r in results):
             raise ProtocolError("not_yet for a batch sent after every answer before it")
         page = reply.get("pull") if isinstance(reply, dict) else None
-        again = self._apply_results(sent, results)
-        return again, None if page is None else (page, self.api.plain_answer)
+        return results, None if page is None else (page, self.api.plain_answer)
 
     def _clock_refused(self, refused: list[Outgoing], size: int) -> int:
         """Operations refused for their clock: re-stamped after a handshake of this pass, else

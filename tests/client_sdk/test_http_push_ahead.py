@@ -112,6 +112,7 @@ def test_a_batch_overtaken_by_the_one_behind_it_still_lands_first(
         # The overtaking batch was refused, with the one sent behind it before that answer
         # came; then one batch at a time for the rest of the pass.
         assert (flaky.ahead, flaky.not_yet) == {1: (2, 10), 3: (4, 10), 4: (4, 5)}[late]
+        assert flaky.unmatched == 0  # the late batch really reached the server after the next
         assert report.rejected == 0 and report.restamped == 0
         assert report.pushed == 25 and report.applied + report.duplicates == 25
         assert device.store.count("outbox", "state = 'pending'") == 0
