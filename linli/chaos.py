@@ -6,7 +6,9 @@ SQLite files, and a :class:`ChaosTransport` in front of every device that loses,
 delays and reorders requests (a push batch overtaking the one it follows among them), breaks
 a push with a real database fault (a trigger that raises on the Nth write), kills the device
 mid-sync, or revokes it; a device may also be wiped and enrolled again under its device id (a
-new store), or put back to a copy of its store taken earlier (a backup restored).
+new store, signed in at once or only after the worker recorded offline), or put back to a copy
+of its store taken earlier (a backup restored; taken before a first sign-in, the copy numbers
+the same work differently at its own, and each such twin must be answered as a replay).
 A :class:`Model` remembers every answer the server gave on the
 wire, so the checks never trust the server's own memory; one of them is that a key the server
 holds is only ever sent again with the same operation (or it re-stamped, answered as its
@@ -167,7 +169,7 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "sync_faulty": (range(5), FAULTS[1:], range(4)),
     "sync_all": (range(2),),
     "deliver_held": (range(2),),
-    "wipe": (range(5),),
+    "wipe": (range(5), range(2)),
     "backup": (range(5),),
     "restore": (range(5),),
     "burst": (range(5), range(2, 6)),
@@ -374,13 +376,23 @@ class Answer:
     digest: str
     outcome: str  # applied | conflict | rejected
     version: int | None
+    # The key of the operation this one is a copy of, numbered again (``made_seq``): answered
+    # as that one's replay, never applied itself (protocol §3).
+    twin_of: str | None = None
 
 
-def _same_change(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _same_change(a: dict[str, Any], b: dict[str, Any], *, numbers: bool = False) -> bool:
     """Two operations as sent are the same change: equal JSON but for the clock stamp (and the
-    stamp made with, which a re-stamp records)."""
+    stamp made with, which a re-stamp records); with ``numbers``, their numbers aside too."""
     unstamped = {"hlc": "", "made_hlc": ""}
+    if numbers:
+        unstamped.update(seq=0, made_seq=0)
     return canonical_json({**a, **unstamped}) == canonical_json({**b, **unstamped})
+
+
+def _identity(op: dict[str, Any]) -> str:
+    """An operation's identity among its device's: the stamp it was made with (§4.1)."""
+    return op.get("made_hlc") or op["hlc"]
 
 
 def _writes(op: Operation, version: int | None) -> dict[str, Write]:
@@ -406,9 +418,35 @@ class Model:
     # Keys a restored copy gave its work before it next heard the server's last_seq: the one
     # case where the server may receive another operation under a key it holds (protocol §3).
     may_collide: set[str] = field(default_factory=set)
+    twins: int = 0  # operations answered as the replay of their twin (another copy's)
 
     def acked(self) -> Iterator[tuple[str, Answer]]:
-        return ((k, a) for k, a in self.final.items() if a.outcome in ("applied", "conflict"))
+        """Operations the server applied (a copy numbered again is its twin's, not its own)."""
+        return (
+            (k, a)
+            for k, a in self.final.items()
+            if a.outcome in ("applied", "conflict") and a.twin_of is None
+        )
+
+    def twin(self, op: dict[str, Any]) -> tuple[str, Answer] | None:
+        """The answered operation ``op`` is a copy of, numbered differently: ``op`` was numbered
+        again (``made_seq``) at a store's first sign-in, and another store of its device id
+        (a copy taken before that sign-in) sent the same operation under another number."""
+        made = op.get("made_seq")
+        if made is None:
+            return None
+        for key, answer in self.final.items():
+            held = answer.op
+            if (
+                answer.twin_of is None
+                and held["device_id"] == op["device_id"]
+                and held["seq"] != op["seq"]
+                and held.get("made_seq", held["seq"]) == made
+                and _identity(held) == _identity(op)
+                and _same_change(held, op, numbers=True)
+            ):
+                return key, answer
+        return None
 
     def observe_push(self, body: dict[str, Any], answer: dict[str, Any]) -> None:
         for op, result in zip(body["operations"], answer["results"], strict=True):
@@ -421,6 +459,23 @@ class Model:
         if status == "rejected" and reason in TRANSIENT_REASONS:
             return
         first = self.final.get(key)
+        twin = self.twin(op) if first is None else None
+        if twin is not None:
+            held, answer = twin
+            if (status, result.get("original"), result.get("version")) != (
+                "duplicate",
+                answer.outcome,
+                answer.version,
+            ):
+                raise Violation(
+                    "idempotency",
+                    f"{key} is {held} numbered again (made_seq) by another copy of the store, "
+                    f"but was answered {status}/{result.get('original')} ({reason}), "
+                    f"not as the replay of {answer.outcome} v{answer.version}",
+                )
+            self.final[key] = Answer(op, digest, answer.outcome, answer.version, twin_of=held)
+            self.twins += 1
+            return
         if first is None:
             if status == "duplicate" or reason == "key_reused":
                 raise Violation(
@@ -478,6 +533,7 @@ class Backup:
     path: Path
     pending: dict[str, dict[str, Any]]  # key -> op as the worker made it, unsent at the copy
     cursor: int
+    signed: bool = True  # False: taken before the store's first sign-in
 
 
 @dataclass(eq=False)
@@ -499,10 +555,18 @@ class Device:
     # Put back to a copy: the session it holds, which the original may have rotated since.
     restored_refresh: str | None = None
     numbering_stale: bool = False  # restored; no handshake or sign-in answer received since
+    # False: the store was set up and has not signed in yet; the worker records offline, and
+    # signs in when next online (its first sign-in numbers that work, protocol §3).
+    signed: bool = True
 
     @property
     def device_id(self) -> str:
         return _device_id(self.slot, self.generation)
+
+    def key(self, seq: int) -> str:
+        """The harness's key of the store's operation ``seq``: its idempotency key, or for work
+        recorded before the first sign-in (numbered again then) a key of its own, ``~seq``."""
+        return f"{self.device_id}:{seq}" if self.signed else f"{self.device_id}:~{seq}"
 
     def __str__(self) -> str:
         return f"{self.user}#{self.generation}"
@@ -704,6 +768,8 @@ class World:
                     for r in answer["results"]
                 )
                 self.model.observe_push(request_body(request), answer)
+                if self.model.twins:
+                    self.stats["push.twin"] = self.model.twins
                 page = answer.get("pull")  # protocol 2: the first pull page, with the push
                 if device is not None and page is not None:
                     asked = request_body(request)["pull"]
@@ -755,7 +821,7 @@ class World:
         ).fetchall()
         for (text,) in rows:
             op = json.loads(text)
-            key = f"{op['device_id']}:{op['seq']}"
+            key = dev.key(op["seq"])
             dev.made[key] = op
             if dev.numbering_stale:
                 self.model.may_collide.add(key)
@@ -898,6 +964,7 @@ class World:
 
     def do_sync(self, dev_index: int, fault: str = "none", at: int = 0) -> None:
         dev = self._dev(dev_index)
+        self._sign_in_first(dev)
         transport = dev.client.transport
         assert isinstance(transport, ChaosTransport)
         transport.arm(Fault(fault, at) if self.faults_on and fault != "none" else None)
@@ -920,10 +987,11 @@ class World:
         self.stats["sync.ok"] += 1
         dev.scope_stale = False
 
-    def do_wipe(self, dev_index: int) -> None:
+    def do_wipe(self, dev_index: int, sign_in: int = 1) -> None:
         """The tablet is wiped and enrolled again under its device id: a new store, the worker
-        signs in again. What the old store had not sent is gone with it (the wipe's loss, not
-        the protocol's): its edits are forgotten, and its pushes still on the way with it."""
+        signs in again — at once, or (``sign_in`` 0) only when next online, recording offline
+        meanwhile. What the old store had not sent is gone with it (the wipe's loss, not the
+        protocol's): its edits are forgotten, and its pushes still on the way with it."""
         dev = self._dev(dev_index)
         with contextlib.suppress(Exception):
             dev.client.close()
@@ -935,8 +1003,30 @@ class World:
         dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
         dev.restored_refresh, dev.numbering_stale = None, False  # a new store, a new session
         self._open(dev)
+        dev.signed = False
+        if sign_in:
+            self._sign_in_first(dev)
+        self.stats["wipe" if sign_in else "wipe.offline"] += 1
+
+    def _sign_in_first(self, dev: Device) -> None:
+        """A store that has not signed in yet: the worker signs in (the app asks when online).
+        The store numbers the work it recorded meanwhile above the server's ``last_seq``, each
+        operation with the number it was made with (``made_seq``); the harness follows it to
+        its new key."""
+        if dev.signed:
+            return
         dev.client.login(dev.user, PASSWORD)
-        self.stats["wipe"] += 1
+        dev.signed = True
+        moved: dict[str, str] = {}
+        for seq, text in dev.client.store.db.execute("SELECT seq, op FROM outbox").fetchall():
+            op = json.loads(text)
+            before = f"{dev.device_id}:~{op.get('made_seq', seq)}"
+            if dev.made.pop(before, None) is not None:
+                moved[before] = dev.key(seq)
+                dev.made[dev.key(seq)] = op
+        dev.latest = {name: moved.get(key, key) for name, key in dev.latest.items()}
+        if moved:
+            self.stats["sign_in.renumbered"] += 1
 
     def do_backup(self, dev_index: int) -> None:
         """A copy of the device's store is taken while the app runs (a tablet backup)."""
@@ -947,9 +1037,9 @@ class World:
         with contextlib.closing(sqlite3.connect(path)) as copy:
             store.db.conn.backup(copy)
         seqs = [s for (s,) in store.db.execute("SELECT seq FROM outbox WHERE state = 'pending'")]
-        pending = {f"{dev.device_id}:{s}": dev.made[f"{dev.device_id}:{s}"] for s in seqs}
-        dev.backup = Backup(path, pending, store.get("cursor", 0))
-        self.stats["backup"] += 1
+        pending = {dev.key(s): dev.made[dev.key(s)] for s in seqs}
+        dev.backup = Backup(path, pending, store.get("cursor", 0), dev.signed)
+        self.stats["backup" if dev.signed else "backup.offline"] += 1
 
     def do_restore(self, dev_index: int) -> None:
         """The tablet is put back to its last copy and the app started again: what the store
@@ -981,7 +1071,8 @@ class World:
                 # (the original lost it in a wipe; the store enrolled after numbered over it).
                 self.model.may_collide.add(key)
         dev.last_cursor, dev.restarted, dev.scope_stale = backup.cursor, True, True
-        dev.numbering_stale = True
+        # A copy from before the first sign-in hears last_seq at its own first sign-in.
+        dev.numbering_stale, dev.signed = backup.signed, backup.signed
         self._open(dev)
         dev.restored_refresh = dev.client.store.get("tokens", {}).get("refresh")
         self.stats["restore"] += 1
@@ -1163,8 +1254,8 @@ class World:
                 )
             if not _same_change(have, op):
                 raise Violation("outbox", f"{dev}: pending edit {key} was changed")
-        for seq, op in pending.items():
-            if f"{op['device_id']}:{seq}" not in dev.made:
+        for seq in pending:
+            if dev.key(seq) not in dev.made:
                 raise Violation("outbox", f"{dev}: pending op {seq} that the worker never made")
 
     def check_read_your_writes(self, dev: Device) -> None:
@@ -1236,6 +1327,7 @@ class World:
         for _ in range(2):
             for dev in self.devices:
                 try:
+                    self._sign_in_first(dev)
                     try:
                         dev.client.sync()
                     except ClientError as exc:

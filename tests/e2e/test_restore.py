@@ -106,7 +106,7 @@ def test_a_copy_whose_session_was_rotated_since_signs_in_again() -> None:
         assert world.stats["sync.failed.token_reused"] == 1
         assert world.stats["restore.sign_in"] == 1
         play(world, UPDATE_W1_AGAIN, SYNC_W1)
-        assert world.stats["push.applied."] == 2
+        assert world.stats["push.applied."] == 2, world.stats
         world.heal_and_check()
     finally:
         world.close()

@@ -105,8 +105,8 @@ class SyncChaos(RuleBasedStateMachine):
         self._play("deliver_held", a)
 
     @rule(**_args("wipe"))
-    def wipe(self, a):
-        self._play("wipe", a)
+    def wipe(self, a, b):
+        self._play("wipe", a, b)
 
     @rule(**_args("backup"))
     def backup(self, a):

@@ -1,0 +1,89 @@
+"""A tablet set up again under its device id that records offline before the worker signs in,
+end to end in the chaos world.
+
+The store's first sign-in numbers that work above what the server holds of the device id,
+each operation with the number it was made with (``made_seq``, protocol §3). A copy of the
+store taken before that sign-in numbers the same work differently at its own first sign-in:
+the server finds each such operation's twin and answers it as its replay, so nothing is
+applied twice, nothing is refused, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from linli.chaos import World
+
+from .conftest import play
+
+SET_UP_OFFLINE = ("wipe", 0, 0)  # worker w1's tablet, wiped and enrolled again; not signed in
+SYNC_W1 = ("sync", 0, "none", 0)
+
+
+def _visits_with_notes(count: int) -> list[tuple]:
+    """Visits, each with a note on it (the newest visit), made offline."""
+    return [
+        step
+        for n in range(count)
+        for step in (("create", 0, "visit", 0, n % 3), ("note", 0, -1, n % 3))
+    ]
+
+
+def test_work_recorded_before_the_first_sign_in_is_numbered_above_the_servers(
+    world: World,
+) -> None:
+    play(world, ("update", 0, 0, 0, 1), SYNC_W1)  # the old store pushes under the id
+    play(world, SET_UP_OFFLINE, *_visits_with_notes(2), ("update", 0, -1, 0, 2))
+    device = world.devices[0]
+    assert not device.signed and device.client.pending_count() == 5
+    [(top,)] = world.server_db.execute(
+        "SELECT MAX(seq) FROM sync_op WHERE device_id = ?", [device.device_id]
+    )
+    play(world, SYNC_W1)  # signs in first: the five are numbered above the old store's work
+    assert world.stats["sign_in.renumbered"] == 1
+    held = sorted(
+        (a.op["seq"], a.op["made_seq"]) for a in world.model.final.values() if "made_seq" in a.op
+    )
+    assert held == [(top + n, n) for n in range(1, 6)]
+    assert world.stats["push.applied."] == 6
+    assert device.client.rejected() == [] and device.client.pending_count() == 0
+    world.heal_and_check()
+
+
+@pytest.mark.parametrize("visits", [1, 3])
+def test_a_copy_taken_before_the_first_sign_in_is_answered_as_the_replay_it_is(
+    world: World, visits: int
+) -> None:
+    play(world, ("update", 0, 0, 0, 1), SYNC_W1)
+    play(world, SET_UP_OFFLINE, *_visits_with_notes(visits), ("backup", 0), SYNC_W1)
+    made = 2 * visits
+    assert world.stats["push.applied."] == 1 + made
+    # The original records more, then the tablet is put back to the copy, which signs in and
+    # numbers the same work above everything the server holds now: other numbers, same work.
+    play(world, ("create", 0, "visit", 0, 0), SYNC_W1, ("restore", 0))
+    assert not world.devices[0].signed
+    play(world, SYNC_W1)
+    twins = [a for a in world.model.final.values() if a.twin_of is not None]
+    assert len(twins) == made
+    assert world.stats["push.duplicate.applied"] == made
+    for twin in twins:
+        original = world.model.final[twin.twin_of]
+        assert twin.op["seq"] != original.op["seq"]
+        assert twin.op["made_seq"] == original.op["made_seq"]
+    device = world.devices[0]
+    assert device.client.rejected() == [] and device.client.pending_count() == 0
+    world.heal_and_check()  # nothing applied twice: one note a visit, replays answered alike
+
+
+def test_a_copy_that_signs_in_before_the_original_pushed_takes_the_same_numbers(
+    world: World,
+) -> None:
+    # The original signs in, and the app dies before its push is sent; the copy hears the same
+    # last_seq and numbers the work the same: its push is the first the server gets of those
+    # keys.
+    play(world, SET_UP_OFFLINE, *_visits_with_notes(1), ("backup", 0), ("sync", 0, "kill", 1))
+    assert world.stats["sync.killed"] == 1 and world.stats["push.applied."] == 0
+    play(world, ("restore", 0), SYNC_W1)
+    assert world.stats["push.applied."] == 2 and world.stats["push.duplicate.applied"] == 0
+    assert not [a for a in world.model.final.values() if a.twin_of is not None]
+    world.heal_and_check()
