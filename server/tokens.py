@@ -8,6 +8,7 @@ again means it was copied, so the whole family is revoked.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,13 +41,16 @@ class TokenPair:
 
 
 def _encode(claims: dict[str, Any], ttl_s: int) -> str:
+    """A signed token that lives at least ``ttl_s`` seconds (the ``expires_in`` the client is
+    told): ``exp`` is whole seconds, rounded up, never down (a token issued at 12:00:00.999
+    with a TTL of 1 s would otherwise expire a millisecond later)."""
     config = current_app.config
     now = utcnow()
     claims = {
         "iss": config["JWT_ISSUER"],
         "aud": config["JWT_AUDIENCE"],
         "iat": now,
-        "exp": now + timedelta(seconds=ttl_s),
+        "exp": math.ceil((now + timedelta(seconds=ttl_s)).timestamp()),
         **claims,
     }
     return jwt.encode(claims, config["SECRET_KEY"], algorithm=ALGORITHM)

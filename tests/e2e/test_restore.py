@@ -98,10 +98,10 @@ def test_a_copy_whose_session_was_rotated_since_signs_in_again() -> None:
     world = World(harness, 2)
     try:
         play(world, ("backup", 0))
-        time.sleep(1.1)  # the template's access tokens have expired
+        time.sleep(2.1)  # the template's access tokens have expired (1 s, rounded up: < 2 s)
         play(world, UPDATE_W1, SYNC_W1)  # the original refreshes: its old token is rotated
         play(world, ("restore", 0))
-        time.sleep(1.1)
+        time.sleep(2.1)
         play(world, SYNC_W1)  # the copy's refresh is refused token_reused; it signs in
         assert world.stats["sync.failed.token_reused"] == 1
         assert world.stats["restore.sign_in"] == 1

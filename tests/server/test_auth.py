@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import UTC, datetime
 
+import jwt
 import pytest
 
+import server.tokens
 from server.extensions import db
 from server.models import Device, RefreshToken
 from tests.conftest import COMMUNITY, GRID_1, GRID_2
@@ -157,3 +161,20 @@ def test_an_authentication_is_never_reused_by_a_later_request(app, client, make_
         db.session.commit()
         response = client.get("/api/v1/me", headers=session.headers)
         assert_error(response, 401, "device_revoked")
+
+
+def test_a_token_lives_at_least_the_seconds_the_client_is_told(app, client, make_user, monkeypatch):
+    """``exp`` is whole seconds, rounded up: a token issued late in a second still lives its
+    whole ``expires_in`` (rounded down, one issued at .999 with a TTL of 1 s is dead on
+    arrival, and a refreshed request fails again)."""
+    issued = datetime(2026, 11, 28, 12, 0, 0, 999_000, tzinfo=UTC)
+    monkeypatch.setattr(server.tokens, "utcnow", lambda: issued)
+    body = client.post(LOGIN, json=_login_body(make_user())).get_json()
+    lives = {
+        body["access_token"]: body["expires_in"],
+        body["refresh_token"]: app.config["REFRESH_TOKEN_TTL_S"],
+    }
+    for token, seconds in lives.items():
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["exp"] == math.ceil(issued.timestamp() + seconds)
+        assert claims["exp"] >= issued.timestamp() + seconds
