@@ -173,6 +173,7 @@ STEP_SPACE: dict[str, tuple[tuple[Any, ...], ...]] = {
     "backup": (range(5),),
     "restore": (range(5),),
     "burst": (range(5), range(2, 6)),
+    "enrol_offline": (range(5), range(1, 4)),
 }
 STEP_WEIGHTS = {
     "create": 3,
@@ -192,6 +193,7 @@ STEP_WEIGHTS = {
     "backup": 1,
     "restore": 1,
     "burst": 1,
+    "enrol_offline": 1,
 }
 
 
@@ -377,7 +379,7 @@ class Answer:
     outcome: str  # applied | conflict | rejected
     version: int | None
     # The key of the operation this one is a copy of, numbered again (``made_seq``): answered
-    # as that one's replay, never applied itself (protocol §3).
+    # as that one's replay, never applied itself, its own key never held (protocol §3, §5.5).
     twin_of: str | None = None
 
 
@@ -413,20 +415,22 @@ def _writes(op: Operation, version: int | None) -> dict[str, Write]:
 class Model:
     """Every final answer the server gave, and every write people made in the console."""
 
-    final: dict[str, Answer] = field(default_factory=dict)
+    final: dict[str, Answer] = field(default_factory=dict)  # keys the server holds
+    # Operations answered as the replay of their twin, by key: the server holds none of these
+    # keys (another store of the device id may number its own work with one later).
+    twins: dict[str, Answer] = field(default_factory=dict)
     server_writes: list[tuple[str, str, Write]] = field(default_factory=list)
     # Keys a restored copy gave its work before it next heard the server's last_seq: the one
     # case where the server may receive another operation under a key it holds (protocol §3).
     may_collide: set[str] = field(default_factory=set)
-    twins: int = 0  # operations answered as the replay of their twin (another copy's)
 
     def acked(self) -> Iterator[tuple[str, Answer]]:
-        """Operations the server applied (a copy numbered again is its twin's, not its own)."""
-        return (
-            (k, a)
-            for k, a in self.final.items()
-            if a.outcome in ("applied", "conflict") and a.twin_of is None
-        )
+        return ((k, a) for k, a in self.final.items() if a.outcome in ("applied", "conflict"))
+
+    def answered(self, key: str) -> bool:
+        """Whether the operation the harness knows by ``key`` was answered for good: held by
+        the server, or answered as its twin's replay."""
+        return key in self.final or key in self.twins
 
     def twin(self, op: dict[str, Any]) -> tuple[str, Answer] | None:
         """The answered operation ``op`` is a copy of, numbered differently: ``op`` was numbered
@@ -438,8 +442,7 @@ class Model:
         for key, answer in self.final.items():
             held = answer.op
             if (
-                answer.twin_of is None
-                and held["device_id"] == op["device_id"]
+                held["device_id"] == op["device_id"]
                 and held["seq"] != op["seq"]
                 and held.get("made_seq", held["seq"]) == made
                 and _identity(held) == _identity(op)
@@ -459,7 +462,11 @@ class Model:
         if status == "rejected" and reason in TRANSIENT_REASONS:
             return
         first = self.final.get(key)
-        twin = self.twin(op) if first is None else None
+        held_by_another = first is not None and (
+            digest != first.digest and not _same_change(op, first.op)
+        )
+        # A twin's own key is never held: free, or taken since by another store's operation.
+        twin = self.twin(op) if first is None or held_by_another else None
         if twin is not None:
             held, answer = twin
             if (status, result.get("original"), result.get("version")) != (
@@ -473,8 +480,7 @@ class Model:
                     f"but was answered {status}/{result.get('original')} ({reason}), "
                     f"not as the replay of {answer.outcome} v{answer.version}",
                 )
-            self.final[key] = Answer(op, digest, answer.outcome, answer.version, twin_of=held)
-            self.twins += 1
+            self.twins[key] = Answer(op, digest, answer.outcome, answer.version, twin_of=held)
             return
         if first is None:
             if status == "duplicate" or reason == "key_reused":
@@ -484,7 +490,7 @@ class Model:
                     "the server never answered it before",
                 )
             self.final[key] = Answer(op, digest, status, result.get("version"))
-        elif digest != first.digest and not _same_change(op, first.op):
+        elif held_by_another:
             if key not in self.may_collide:
                 # Another operation under a key the server holds: a store numbering over
                 # another's (a device id used again), which only a restored copy's work from
@@ -727,6 +733,7 @@ class World:
         ]
         self.grids = {name: tuple(grids) for name, _, grids in SLOTS}
         self.faults_on = True
+        self.violation: Violation | None = None  # the first one the wire's model found
         self.stats: Counter[str] = Counter()  # what the schedule exercised
         self.retired: list[Device] = []
         self.devices: list[Device] = []
@@ -767,9 +774,15 @@ class World:
                     f"push.{r['status']}.{r.get('reason') or r.get('original') or ''}"
                     for r in answer["results"]
                 )
-                self.model.observe_push(request_body(request), answer)
+                try:
+                    self.model.observe_push(request_body(request), answer)
+                except Violation as exc:
+                    # Raised inside the SDK's call, which may take it for a failed request
+                    # and send it again: remembered, so that the next check raises it.
+                    self.violation = self.violation or exc
+                    raise
                 if self.model.twins:
-                    self.stats["push.twin"] = self.model.twins
+                    self.stats["push.twin"] = len(self.model.twins)
                 page = answer.get("pull")  # protocol 2: the first pull page, with the push
                 if device is not None and page is not None:
                     asked = request_body(request)["pull"]
@@ -866,6 +879,15 @@ class World:
         for n in range(visits):
             self.do_create(dev_index, "visit", 0, n % 3)
             self.do_note(dev_index, -1, n % 3)  # the newest: the visit just made
+
+    def do_enrol_offline(self, dev_index: int, visits: int) -> None:
+        """The tablet is set up again under its id and the worker goes on a round before
+        signing in: visits, each with a note, recorded offline; then the store is copied (a
+        backup before the first sign-in). The original signs in at its next sync; put back,
+        the copy numbers the same work differently at its own first sign-in (twins)."""
+        self.do_wipe(dev_index, 0)
+        self.do_burst(dev_index, visits)
+        self.do_backup(dev_index)
 
     def do_update(self, dev_index: int, pick: int, field_index: int, value: int) -> None:
         dev = self._dev(dev_index)
@@ -1021,9 +1043,19 @@ class World:
         for seq, text in dev.client.store.db.execute("SELECT seq, op FROM outbox").fetchall():
             op = json.loads(text)
             before = f"{dev.device_id}:~{op.get('made_seq', seq)}"
-            if dev.made.pop(before, None) is not None:
-                moved[before] = dev.key(seq)
-                dev.made[dev.key(seq)] = op
+            made = dev.made.pop(before, None)
+            if made is None:
+                continue  # not the worker's: check_outbox_intact names it
+            if (
+                not _same_change(made, op, numbers=True)
+                or op.get("made_seq", made["seq"]) != (made["seq"])
+            ):
+                raise Violation(
+                    "outbox",
+                    f"{dev}: edit {before} numbered {seq} at the first sign-in was changed",
+                )
+            moved[before] = dev.key(seq)
+            dev.made[dev.key(seq)] = op
         dev.latest = {name: moved.get(key, key) for name, key in dev.latest.items()}
         if moved:
             self.stats["sign_in.renumbered"] += 1
@@ -1179,6 +1211,8 @@ class World:
     # --- invariants after every step ------------------------------------------------------------
 
     def check(self) -> None:
+        if self.violation is not None:
+            raise self.violation
         server = self.server_records()
         self.check_nothing_lost(server)
         top = self.server_top()
@@ -1244,7 +1278,7 @@ class World:
             rows = dev.client.store.db.execute(sql).fetchall()
         pending = {s: json.loads(o) for s, o, state in rows if state == "pending"}
         for key, op in dev.made.items():
-            if key in self.model.final:
+            if self.model.answered(key):
                 continue
             have = pending.get(op["seq"])
             if have is None:
@@ -1262,7 +1296,7 @@ class World:
         """Until the server answers an edit, the device shows it."""
         views = {v["id"]: v for v in dev.client.store.views()}
         for (rid, name), key in dev.latest.items():
-            if key in self.model.final or name == DELETED or rid not in views:
+            if self.model.answered(key) or name == DELETED or rid not in views:
                 continue
             wanted = dev.made[key]["fields"][name]
             if views[rid]["fields"].get(name) != wanted:
@@ -1350,7 +1384,7 @@ class World:
                     f"{dev}: {dev.client.pending_count()} pending, "
                     f"{store.count('acked')} acked after healing",
                 )
-            unanswered = sorted(set(dev.made) - set(self.model.final))
+            unanswered = sorted(k for k in dev.made if not self.model.answered(k))
             if unanswered:
                 raise Violation("nothing_lost", f"{dev}: edits never answered: {unanswered}")
             if store.get("cursor") != top:

@@ -341,10 +341,14 @@ class _Pusher:
         ops = [c.op for c in prepared if isinstance(c, _Checked)]
         seqs = {o.seq for o in ops}
         self.prior = _receipts(self.device.id, sorted(seqs))
+        # Numbered again, and not held as sent: its key free, or taken by another operation
+        # (a twin's own key is never held, so another store may number its work with it).
         renumbered = [
             c
             for c in prepared
-            if isinstance(c, _Checked) and c.op.made_seq is not None and c.op.seq not in self.prior
+            if isinstance(c, _Checked)
+            and c.op.made_seq is not None
+            and (c.op.seq not in self.prior or self.prior[c.op.seq].digest != c.digest)
         ]
         self.twins = _twins(self.device.id, renumbered) if renumbered else {}
         # With operations numbered again in the batch: one that is the twin of another made
@@ -383,7 +387,16 @@ class _Pusher:
     def one(self, checked: _Checked) -> OpResult:
         op = checked.op
         rec = self.batch.records.get(op.record_id)
-        receipt = self.prior.get(op.seq) or self.twins.get(id(checked))
+        receipt = self.prior.get(op.seq)
+        twin = self.twins.get(id(checked))
+        if receipt is not None and receipt.digest != checked.digest:
+            if _restamped(op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)):
+                receipt = replace(receipt, digest=checked.digest)  # answered as its replay
+            elif twin is not None:
+                # Its number was taken since by another store's operation; the operation
+                # itself is held under its twin's: answered as that one's replay (§5.5).
+                receipt = twin
+        receipt = receipt or twin
         if receipt is None and self.made_here and op.made_seq is not None:
             first = self.made_here.get((op.made_seq, op.identity))
             if first is not None and _same_operation(
@@ -391,10 +404,6 @@ class _Pusher:
             ):
                 receipt = replace(first[0], digest=checked.digest)
         if receipt is not None:
-            if receipt.digest != checked.digest and _restamped(
-                op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)
-            ):
-                receipt = replace(receipt, digest=checked.digest)  # answered as its replay
             result = apply_operation(
                 rec.state if rec else None, op, receipt=receipt, digest=checked.digest
             )

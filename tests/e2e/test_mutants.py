@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import client_sdk.store
 import server.pull
 import server.push
 from client_sdk.api import Api
@@ -96,6 +97,20 @@ def numbering_ignores_last_seq(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Store, "number_above", lambda self, last_seq, unsent=False: 0)
 
 
+def renumbering_changes_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK changes what it numbers again at a store's first sign-in (a visit's findings
+    gain a character as the operation is rewritten with its new number)."""
+    real = client_sdk.store._encode
+
+    def encode(value: Any) -> str:
+        fields = value.get("fields") if isinstance(value, dict) and "made_seq" in value else None
+        if isinstance(fields, dict) and isinstance(fields.get("findings"), str):
+            value = {**value, "fields": {**fields, "findings": fields["findings"] + "?"}}
+        return real(value)
+
+    monkeypatch.setattr(client_sdk.store, "_encode", encode)
+
+
 def twins_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server does not look for the twin of an operation a store numbered again at its
     first sign-in (``made_seq``): a copy of the store taken before that sign-in has its work
@@ -135,6 +150,22 @@ MUTANTS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[int, list[A
         removals_ignored,
         (2, [("console", "move", 0, 0), ("sync", 0, "none", 0)]),
     ),
+    "renumbering_changes_work": (
+        renumbering_changes_work,
+        (2, [("wipe", 0, 0), ("create", 0, "visit", 0, 0), ("sync", 0, "none", 0)]),
+    ),
+    "twins_ignored": (
+        twins_ignored,
+        (
+            2,
+            [
+                ("enrol_offline", 0, 1),  # set up again offline: a visit, a note, a copy
+                ("sync", 0, "none", 0),  # signs in: the two numbered above the server's
+                ("restore", 0),
+                ("sync", 0, "none", 0),  # the copy signs in: the same two, other numbers
+            ],
+        ),
+    ),
 }
 
 
@@ -159,37 +190,3 @@ def test_a_broken_variant_is_caught(name: str, monkeypatch: pytest.MonkeyPatch) 
             break
     else:
         pytest.fail(f"{name}: no random schedule of {SEARCH_SEEDS} found a violation")
-
-
-# Reached only by a chain of six steps on one device in order (set up again offline, record,
-# copy the store, sync, put the copy back, sync): seeded schedules seldom draw it (the soak of
-# 40-step schedules found this mutant at seed 171), so its witness alone is asserted here.
-RARE_MUTANTS = {
-    "twins_ignored": (
-        twins_ignored,
-        (
-            2,
-            [
-                ("wipe", 0, 0),  # set up again, not signed in: records offline
-                ("create", 0, "visit", 0, 0),
-                ("backup", 0),
-                ("sync", 0, "none", 0),  # signs in: the visit numbered above the server's
-                ("restore", 0),
-                ("sync", 0, "none", 0),  # the copy signs in: the same visit, another number
-            ],
-        ),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", sorted(RARE_MUTANTS))
-def test_a_broken_variant_of_a_rare_path_is_caught_by_its_witness(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    harness = Harness.shared()
-    patch, (n, witness) = RARE_MUTANTS[name]
-    assert _violation(harness, n, witness) is None, "the witness fails without the mutant"
-    patch(monkeypatch)
-    caught = _violation(harness, n, witness)
-    assert caught is not None, f"{name}: the witness schedule passed"
-    assert caught.invariant == "idempotency", caught

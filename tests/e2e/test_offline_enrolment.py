@@ -63,7 +63,7 @@ def test_a_copy_taken_before_the_first_sign_in_is_answered_as_the_replay_it_is(
     play(world, ("create", 0, "visit", 0, 0), SYNC_W1, ("restore", 0))
     assert not world.devices[0].signed
     play(world, SYNC_W1)
-    twins = [a for a in world.model.final.values() if a.twin_of is not None]
+    twins = list(world.model.twins.values())
     assert len(twins) == made
     assert world.stats["push.duplicate.applied"] == made
     for twin in twins:
@@ -85,5 +85,37 @@ def test_a_copy_that_signs_in_before_the_original_pushed_takes_the_same_numbers(
     assert world.stats["sync.killed"] == 1 and world.stats["push.applied."] == 0
     play(world, ("restore", 0), SYNC_W1)
     assert world.stats["push.applied."] == 2 and world.stats["push.duplicate.applied"] == 0
-    assert not [a for a in world.model.final.values() if a.twin_of is not None]
+    assert not world.model.twins
+    world.heal_and_check()
+
+
+@pytest.mark.parametrize("sign_in", [1, 0], ids=["signed in at once", "offline first"])
+def test_the_number_a_twin_was_sent_under_is_free_for_the_next_store(
+    world: World, sign_in: int
+) -> None:
+    """The server holds a twin's work under its twin's key, never under the copy's number:
+    a store set up after it numbers its own work from that number, and it is applied."""
+    play(world, ("enrol_offline", 0, 1), SYNC_W1, ("restore", 0), SYNC_W1)
+    [twin_key] = [k for k, a in world.model.twins.items() if a.op["kind"] == "create"]
+    play(world, ("wipe", 0, sign_in), ("create", 0, "visit", 0, 1), SYNC_W1)
+    assert world.model.final[twin_key].outcome == "applied"  # the new store's visit
+    assert world.devices[0].client.rejected() == []
+    world.heal_and_check()
+
+
+def test_a_twin_sent_again_after_the_next_store_took_its_number_is_still_a_replay(
+    world: World,
+) -> None:
+    """The copy's answer for its twin is lost (the app dies), the store set up after it takes
+    the twin's number for its own visit, then the copy is put back and sends the twin again:
+    still the replay of the operation the server holds, not a reuse of the number."""
+    play(world, ("enrol_offline", 0, 1), SYNC_W1, ("restore", 0), ("sync", 0, "kill_after", 1))
+    assert world.stats["sync.killed"] == 1 and len(world.model.twins) == 2
+    play(world, ("backup", 0), ("wipe", 0, 1), ("create", 0, "visit", 0, 1), SYNC_W1)
+    taken = {k for k, a in world.model.twins.items() if k in world.model.final}
+    assert taken  # the new store's visit holds a number a twin was sent under
+    play(world, ("restore", 0), SYNC_W1)
+    device = world.devices[0]
+    assert device.client.rejected() == [] and device.client.pending_count() == 0
+    assert world.stats["push.rejected.key_reused"] == 0
     world.heal_and_check()

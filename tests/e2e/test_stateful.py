@@ -120,6 +120,10 @@ class SyncChaos(RuleBasedStateMachine):
     def burst(self, a, b):
         self._play("burst", a, b)
 
+    @rule(**_args("enrol_offline"))
+    def enrol_offline(self, a, b):
+        self._play("enrol_offline", a, b)
+
     @invariant()
     def invariants_hold(self) -> None:
         if self.world is not None:

@@ -196,6 +196,29 @@ def test_twins_numbered_again_differently_are_found_by_the_number_made_with(
     assert (applied_too["status"], applied_too["version"]) == ("applied", 3)
 
 
+def test_a_twin_sent_again_after_another_store_took_its_number_is_still_its_replay(
+    any_app, client, make_user, login
+):
+    # A twin's own number is never held (its work is, under its twin's): a store set up after
+    # it numbers its own edit with that number. The copy, its answer lost, sends the twin again.
+    a, rid = _worker_with_a_visit(client, make_user, login)
+    edit = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
+    assert a.push([_renumbered(edit, 20)])[0]["status"] == "applied"
+    twin = _renumbered(edit, 30)
+    [first] = a.push([twin])
+    assert (first["status"], first["original"], first["version"]) == ("duplicate", "applied", 2)
+    other = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "三"}, base=2, queue=False)
+    [taken] = a.push([replace(other, seq=30)])
+    assert (taken["status"], taken["version"]) == ("applied", 3)
+    before = _state(any_app)
+    assert a.push([twin]) == [first]  # the same answer: nothing applied, nothing refused
+    assert a.push([_stamped_again(twin)]) == [first]
+    assert _state(any_app) == before
+    # Another operation under the taken number, no twin of anything held, is still refused.
+    [refused] = a.push([_renumbered(_later(other), 30)])
+    assert (refused["status"], refused["reason"]) == ("rejected", "key_reused")
+
+
 def test_the_same_change_by_another_operation_under_a_held_key_is_refused(
     any_app, client, make_user, login
 ):
