@@ -591,6 +591,12 @@ def _held(device_id: str, runs: Runs) -> int:
     )
 
 
+def _runs_text(runs: Runs) -> str:
+    """``runs`` for a log line: ``1-500, 701-703`` (at most the first 8)."""
+    shown = ", ".join(f"{lo}-{hi}" if hi != lo else str(lo) for lo, hi in runs[:8])
+    return shown + (f" and {len(runs) - 8} more runs" if len(runs) > 8 else "")
+
+
 def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordBatch | None:
     """The write lock, taken for a push; for one sent ahead of the batch before it (``after``,
     protocol 4) only once every operation of that batch is held — answered for good (a receipt
@@ -616,7 +622,18 @@ def _locked_after(request: PushRequest, device_id: str, user_id: int) -> RecordB
         if held >= wanted:
             return batch
         db.session.rollback()  # lets the lock go
-        if held or time.monotonic() >= deadline:
+        if held:
+            return None
+        if time.monotonic() >= deadline:
+            # Held a worker for the whole wait: a batch lost on the way, or a device naming
+            # numbers it never sends (docs/security.md); operators see which.
+            current_app.logger.warning(
+                "push from device %s waited %d ms for the batch it follows (%s), "
+                "which never came: answered not_yet",
+                device_id,
+                current_app.config["SYNC_AFTER_WAIT_MS"],
+                _runs_text(runs),
+            )
             return None
         time.sleep(pause)
         pause = min(2 * pause, longest)

@@ -80,6 +80,24 @@ def test_a_batch_ahead_of_one_not_held_is_answered_not_yet_and_nothing_is_kept(a
     assert _held(any_app) == (6, 3)
 
 
+def test_a_wait_for_a_batch_that_never_came_is_logged_for_operators(any_app, devices, caplog):
+    """Nothing is written for a ``not_yet`` answer; a warning names the device and what it
+    waited for, so that one naming numbers it never sends shows in the server's log."""
+    a = devices["a"]
+    first, second = _two_batches(a)
+    with caplog.at_level("WARNING"):
+        _send(a, second, after=[[first[0].seq, first[-1].seq], [900, 900]])
+    [line] = [r.getMessage() for r in caplog.records if "never came" in r.getMessage()]
+    assert a.device_id in line
+    assert f"{first[0].seq}-{first[-1].seq}, 900" in line and "30 ms" in line
+    # The batch before arriving in time is no event: nothing logged.
+    caplog.clear()
+    _send(a, first)
+    with caplog.at_level("WARNING"):
+        _send(a, second, after=_runs(first))
+    assert not [r for r in caplog.records if "never came" in r.getMessage()]
+
+
 def test_the_batch_it_follows_arriving_meanwhile_is_waited_for(any_app, devices, monkeypatch):
     """The batch ahead takes the lock first and lets it go; the one it follows is applied by
     another request while it waits (here: from inside its wait); it is then applied."""
