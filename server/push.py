@@ -187,11 +187,12 @@ def _receipt_of(r: Any, digest: str) -> Receipt:
 
 def _twins(device_id: str, renumbered: list[_Checked]) -> dict[int, Receipt]:
     """For operations the device numbered again (``made_seq``) whose key the server does not
-    hold: the receipt of the same operation (:func:`_same_operation`) held under another
-    number — made with the same number and sent under it, or numbered again differently by
-    another copy of the store (protocol §3). Such an operation is answered as that one's
-    replay, never applied again. Keyed by ``id()`` of the operation's ``_Checked``; each held
-    payload is read once, and only those with the operation's own identity are compared."""
+    hold as sent (no operation holds it, or another one does): the receipt of the same
+    operation (:func:`_same_operation`) held under another number — made with the same number
+    and sent under it, or numbered again differently by another copy of the store (protocol
+    §3). Such an operation is answered as that one's replay, never applied again. Keyed by
+    ``id()`` of the operation's ``_Checked``; each held payload is read once, and only those
+    with the operation's own identity are compared."""
     made = sorted({c.op.made_seq for c in renumbered if c.op.made_seq is not None})
     conn = db.session.connection()
     held: dict[tuple[int, str], list[tuple[Any, dict[str, Any]]]] = {}
@@ -388,8 +389,16 @@ class _Pusher:
         op = checked.op
         rec = self.batch.records.get(op.record_id)
         receipt = self.prior.get(op.seq)
+        held_as_sent = receipt is not None and receipt.digest == checked.digest
         twin = self.twins.get(id(checked))
-        if receipt is not None and receipt.digest != checked.digest:
+        if twin is None and not held_as_sent and self.made_here and op.made_seq is not None:
+            # Its twin made with the same number earlier in this batch (a device sending both).
+            first = self.made_here.get((op.made_seq, op.identity))
+            if first is not None and _same_operation(
+                jsontext.loads(first[1]), jsontext.loads(checked.canonical), numbers=True
+            ):
+                twin = replace(first[0], digest=checked.digest)
+        if receipt is not None and not held_as_sent:
             if _restamped(op.device_id, op.seq, checked.canonical, self.kept.get(op.seq)):
                 receipt = replace(receipt, digest=checked.digest)  # answered as its replay
             elif twin is not None:
@@ -397,12 +406,6 @@ class _Pusher:
                 # itself is held under its twin's: answered as that one's replay (§5.5).
                 receipt = twin
         receipt = receipt or twin
-        if receipt is None and self.made_here and op.made_seq is not None:
-            first = self.made_here.get((op.made_seq, op.identity))
-            if first is not None and _same_operation(
-                jsontext.loads(first[1]), jsontext.loads(checked.canonical), numbers=True
-            ):
-                receipt = replace(first[0], digest=checked.digest)
         if receipt is not None:
             result = apply_operation(
                 rec.state if rec else None, op, receipt=receipt, digest=checked.digest

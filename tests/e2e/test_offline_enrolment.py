@@ -111,9 +111,12 @@ def test_a_twin_sent_again_after_the_next_store_took_its_number_is_still_a_repla
     still the replay of the operation the server holds, not a reuse of the number."""
     play(world, ("enrol_offline", 0, 1), SYNC_W1, ("restore", 0), ("sync", 0, "kill_after", 1))
     assert world.stats["sync.killed"] == 1 and len(world.model.twins) == 2
-    play(world, ("backup", 0), ("wipe", 0, 1), ("create", 0, "visit", 0, 1), SYNC_W1)
-    taken = {k for k, a in world.model.twins.items() if k in world.model.final}
-    assert taken  # the new store's visit holds a number a twin was sent under
+    # The new store's first operation, an edit of the first record in the grid (its answer
+    # unlike the twin visit's own: version 2, not 1), holds a number a twin was sent under.
+    play(world, ("backup", 0), ("wipe", 0, 1), SYNC_W1, ("update", 0, 0, 0, 1), SYNC_W1)
+    taken = [k for k, a in world.model.twins.items() if k in world.model.final]
+    assert [world.model.final[k].version for k in taken] == [2]
+    assert [world.model.twins[k].version for k in taken] == [1]
     play(world, ("restore", 0), SYNC_W1)
     device = world.devices[0]
     assert device.client.rejected() == [] and device.client.pending_count() == 0

@@ -219,6 +219,27 @@ def test_a_twin_sent_again_after_another_store_took_its_number_is_still_its_repl
     assert (refused["status"], refused["reason"]) == ("rejected", "key_reused")
 
 
+def test_a_twin_after_its_original_in_one_batch_under_a_taken_number_is_its_replay(
+    any_app, client, make_user, login
+):
+    # Number 30 is held by another store's edit; one batch brings an edit numbered 20 and its
+    # twin numbered 30: the twin is answered from the receipt made just before it.
+    a, rid = _worker_with_a_visit(client, make_user, login)
+    other = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "三"}, queue=False)
+    assert a.push([replace(other, seq=30)])[0]["status"] == "applied"
+    edit = a.op(OpKind.UPDATE, "visit", rid, fields={"findings": "二"}, queue=False)
+    before = _state(any_app)
+    first, twin = a.push([_renumbered(edit, 20), _renumbered(edit, 30)])
+    assert first["status"] == "applied"
+    assert (twin["status"], twin["original"], twin["version"]) == (
+        "duplicate",
+        "applied",
+        first["version"],
+    )
+    assert len(_state(any_app)[1]) == len(before[1]) + 1  # one receipt: the edit under 20
+    assert a.push([_renumbered(edit, 30)]) == [twin]  # alone in a batch: the same answer
+
+
 def test_the_same_change_by_another_operation_under_a_held_key_is_refused(
     any_app, client, make_user, login
 ):
