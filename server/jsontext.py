@@ -20,6 +20,7 @@ reads or refuses it as it always did.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -34,15 +35,16 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS = b"0" * 19  # after _DIGITS_AS_ZERO: 19 digits in a row
 
 
-def loads(data: str | bytes | bytearray) -> Any:
-    """The JSON value of ``data``, exactly as ``json.loads`` reads it (or its error)."""
+def loads(data: str | bytes | bytearray, fallback: Callable[[Any], Any] = json.loads) -> Any:
+    """The JSON value of ``data``, exactly as ``fallback`` (``json.loads``, or a reader built
+    on it) reads it, or its error: orjson reads what it reads alike, ``fallback`` the rest."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    return fallback(data)
 
 
 class JSONProvider(DefaultJSONProvider):

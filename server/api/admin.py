@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from flask_smorest import Blueprint
 
 from server import accounts
-from server.api import URL_PREFIX
+from server.api import URL_PREFIX, Blueprint
 from server.auth import require_auth
 from server.extensions import db
 from server.models import ADMIN_ROLES

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, request
-from flask_smorest import Blueprint
 
 from server import sessions
-from server.api import URL_PREFIX
+from server.api import URL_PREFIX, Blueprint
 from server.auth import require_auth
 from server.push import last_seq
 from server.schemas import LoginResultSchema, LoginSchema, MeSchema, RefreshSchema, TokenPairSchema

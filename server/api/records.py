@@ -6,11 +6,10 @@ import json
 from typing import Any
 
 from flask import g
-from flask_smorest import Blueprint
 from sqlalchemy import Text, cast, select
 
 from server import actions
-from server.api import URL_PREFIX
+from server.api import URL_PREFIX, Blueprint
 from server.auth import require_auth
 from server.errors import NotFound
 from server.extensions import db

@@ -12,12 +12,11 @@ import zlib
 from typing import Any
 
 from flask import Response, current_app, g, request
-from flask_smorest import Blueprint
 
 from server import jsontext
 from server import pull as pulling
 from server import push as pushing
-from server.api import URL_PREFIX
+from server.api import URL_PREFIX, Blueprint
 from server.auth import authenticate, bearer_token, require_auth
 from server.db import utcnow
 from server.errors import APIError, BadRequest, Forbidden, PayloadTooLarge, ValidationFailed

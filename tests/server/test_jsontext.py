@@ -90,6 +90,39 @@ def test_request_bodies_keep_integers_beyond_64_bits(app):
         assert type(request.get_json()["v"]) is int
 
 
+_BODIES = [
+    b'{"a":[1,2.5,-0.0,true,null,"x\\u00e9"]}',
+    b'{"v":123456789012345678901234567890}',
+    b'{"v":NaN}',
+    b'{"v":1e400}',
+    b'["\\ud800"]',
+    b'{"a":1,"a":2}',
+    b"[" * 1100 + b"]" * 1100,
+    b"",
+    b"[01]",
+    b'{"a":1} x',
+    b"\xef\xbb\xbf[1]",
+    '{"名":"值"}'.encode("utf-16"),
+    b"\xff\xfe",
+    b'{"name":"\xe5\xbc\xa0"}',
+]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_the_arguments_parser_reads_a_body_as_webargs_does(app, body):
+    """The blueprints' parser (orjson where it reads alike) gives webargs' values and errors."""
+    from webargs.flaskparser import FlaskParser
+
+    from server.api import Parser
+
+    with app.test_request_context("/", method="POST", data=body, content_type="application/json"):
+        from flask import request
+
+        ours = _outcome(lambda r: Parser()._raw_load_json(r), request)
+        theirs = _outcome(lambda r: FlaskParser()._raw_load_json(r), request)
+    assert ours == theirs
+
+
 _any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None))
 _canonical_cases = st.recursive(
     st.none()
