@@ -1013,13 +1013,13 @@ class World:
         """The tablet is wiped and enrolled again under its device id: a new store, the worker
         signs in again — at once, or (``sign_in`` 0) only when next online, recording offline
         meanwhile. What the old store had not sent is gone with it (the wipe's loss, not the
-        protocol's): its edits are forgotten, and its pushes still on the way with it."""
+        protocol's): its edits are forgotten; its pushes still on the way arrive later."""
         dev = self._dev(dev_index)
         with contextlib.suppress(Exception):
             dev.client.close()
         for extra in ("", "-wal", "-shm", ".sync-lock"):
             Path(f"{dev.path}{extra}").unlink(missing_ok=True)
-        self.held = [r for r in self.held if request_body(r).get("device_id") != dev.device_id]
+        self._left_on_the_way(dev)
         dev.made = {key: op for key, op in dev.made.items() if key in self.model.final}
         dev.latest = {}
         dev.last_cursor, dev.restarted, dev.scope_stale = 0, True, False
@@ -1029,6 +1029,19 @@ class World:
         if sign_in:
             self._sign_in_first(dev)
         self.stats["wipe" if sign_in else "wipe.offline"] += 1
+
+    def _left_on_the_way(self, dev: Device) -> None:
+        """The store is replaced (wiped, or put back to a copy) while pushes it sent are still
+        on their way: they may arrive later, after the new store gave their numbers to other
+        work (protocol §3's limit). Whichever of the two operations under such a number
+        arrives second is refused ``key_reused``; the other is held."""
+        for request in self.held:
+            body = request_body(request)
+            if body.get("device_id") == dev.device_id and request.path.endswith("/sync/push"):
+                for op in body.get("operations", ()):
+                    if isinstance(op, dict) and "seq" in op:
+                        self.model.may_collide.add(f"{dev.device_id}:{op['seq']}")
+                self.stats["held.outlived_store"] += 1
 
     def _sign_in_first(self, dev: Device) -> None:
         """A store that has not signed in yet: the worker signs in (the app asks when online).
@@ -1088,7 +1101,7 @@ class World:
         for extra in ("", "-wal", "-shm", ".sync-lock"):
             Path(f"{dev.path}{extra}").unlink(missing_ok=True)
         shutil.copy(backup.path, dev.path)
-        self.held = [r for r in self.held if request_body(r).get("device_id") != dev.device_id]
+        self._left_on_the_way(dev)
         dev.made = {
             **{key: op for key, op in dev.made.items() if key in self.model.final},
             **backup.pending,

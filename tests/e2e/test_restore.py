@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from linli.chaos import Harness, World
+from linli.chaos import Harness, World, request_body
 
 from .conftest import play
 
@@ -111,3 +111,21 @@ def test_a_copy_whose_session_was_rotated_since_signs_in_again() -> None:
     finally:
         world.close()
         harness.close()
+
+
+def test_a_push_still_on_its_way_when_the_copy_is_put_back_arrives_later(world: World) -> None:
+    """The original's batch on its way when the app died reaches the server after the copy
+    gave its numbers to other work: the late batch is refused ``key_reused`` (the copy's work
+    holds the numbers), nothing is applied over anything, and everyone converges."""
+    play(world, ("backup", 0), *[("create", 0, "visit", 0, n % 3) for n in range(6)])
+    play(world, ("sync", 0, "kill_after", 1))
+    [late] = world.held  # the original's second batch, on its way
+    play(world, ("restore", 0), *[("create", 0, "household", 0, n % 3) for n in range(6)])
+    play(world, SYNC_W1)  # the copy's first batch meets the original's first: key_reused
+    reused = world.stats["push.rejected.key_reused"]
+    assert reused == 3
+    play(world, ("deliver_held", 0))  # the original's late batch meets the copy's second
+    assert world.stats["push.rejected.key_reused"] == reused + 3
+    late_keys = {f"{op['device_id']}:{op['seq']}" for op in request_body(late)["operations"]}
+    assert all(world.model.final[k].op["record_type"] == "household" for k in late_keys)
+    world.heal_and_check()
