@@ -1059,10 +1059,8 @@ class World:
             made = dev.made.pop(before, None)
             if made is None:
                 continue  # not the worker's: check_outbox_intact names it
-            if (
-                not _same_change(made, op, numbers=True)
-                or op.get("made_seq", made["seq"]) != (made["seq"])
-            ):
+            made_with = op.get("made_seq", made["seq"])  # kept, if it was not numbered again
+            if made_with != made["seq"] or not _same_change(made, op, numbers=True):
                 raise Violation(
                     "outbox",
                     f"{dev}: edit {before} numbered {seq} at the first sign-in was changed",
