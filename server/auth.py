@@ -100,8 +100,9 @@ def warm() -> None:
     """Run authentication's reads once for no device (see ``server.serving.warm``)."""
     db.session.execute(_IDENTITY, {"device_id": ""}).unique().scalar_one_or_none()
     db.session.get(Device, "")
-    device = db.session.scalars(select(Device).limit(1)).first()
-    if device is not None:  # a device's attributes loaded again, as after a commit
+    some = db.session.scalar(select(Device.id).limit(1))
+    if some is not None:  # a device loaded as a request loads it, then again after a commit
+        device = db.session.execute(_IDENTITY, {"device_id": some}).unique().scalar_one()
         db.session.expire(device)
         device.revoked_at  # noqa: B018
 
