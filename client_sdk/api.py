@@ -140,8 +140,9 @@ class Api:
 
         A transport with a ``send_ahead(request)`` method carries the request its own way: that
         method returns a function giving the response (or raising), called once, in the
-        caller's thread, when the answer is wanted. An exception that is not an ``Exception``
-        (the process stopping) is raised as it is, never asked again.
+        caller's thread, when the answer is wanted. Any exception from carrying the request
+        other than a network error or a timeout (the process stopping, a broken transport) is
+        raised as it is, as :meth:`call` raises it: never asked again.
         """
         prepared = path if isinstance(path, Prepared) else self.prepare(path, body)
         path, body, request = prepared
@@ -153,10 +154,10 @@ class Api:
         def answer() -> Any:
             try:
                 response: Any = receive()
-            except BaseException as exc:  # asked again below, unless the process is stopping
-                if not isinstance(exc, Exception):
-                    raise
+            except (NetworkError, SyncTimeout) as exc:  # asked again below, as call() would
                 response = exc
+            # Anything else (a stopping process, a broken transport) is raised as it is, as
+            # call() raises it: never sent again.
             if isinstance(response, Response):
                 try:
                     return self._answer(path, response)

@@ -1,5 +1,6 @@
 """``Api.start``: a request carried while the caller works on, by a thread or by the transport's
-own ``send_ahead``; a failure is asked again as ``call`` would, a stopping process never is."""
+own ``send_ahead``; a network failure is asked again as ``call`` would, and anything else (a
+stopping process, a broken transport) is raised as ``call`` raises it, never asked again."""
 
 from __future__ import annotations
 
@@ -66,3 +67,18 @@ def test_a_stopping_process_is_never_asked_again(store, transport):
     with pytest.raises(Stopping):
         answer()
     assert carrier.sent == 1
+
+
+@pytest.mark.parametrize("transport", [_Once, _OwnWay])
+def test_a_broken_transport_is_raised_as_call_raises_it(store, transport):
+    """An error that is not the network's is raised at once, not hidden by a second try."""
+    carrier = transport(ValueError("a bug in the transport"))
+    api = Api(carrier, store, sleep=lambda s: None)
+    answer = api.start("/api/v1/sync/pull", {"cursor": 0})
+    with pytest.raises(ValueError, match="a bug in the transport"):
+        answer()
+    assert carrier.sent == 1
+    carrier.first = ValueError("a bug in the transport")
+    with pytest.raises(ValueError):  # what call() does with the same error
+        api.call("/api/v1/sync/pull", {"cursor": 0})
+    assert carrier.sent == 2
