@@ -392,6 +392,16 @@ def _same_change(a: dict[str, Any], b: dict[str, Any], *, numbers: bool = False)
     return canonical_json({**a, **unstamped}) == canonical_json({**b, **unstamped})
 
 
+def _replay_of(result: dict[str, Any], answer: Answer) -> bool:
+    """Whether ``result`` is what a replay of the operation first answered ``answer`` gets:
+    ``duplicate``, with that answer's outcome and version (protocol §5.5)."""
+    return (result["status"], result.get("original"), result.get("version")) == (
+        "duplicate",
+        answer.outcome,
+        answer.version,
+    )
+
+
 def _identity(op: dict[str, Any]) -> str:
     """An operation's identity among its device's: the stamp it was made with (§4.1)."""
     return op.get("made_hlc") or op["hlc"]
@@ -469,11 +479,7 @@ class Model:
         twin = self.twin(op) if first is None or held_by_another else None
         if twin is not None:
             held, answer = twin
-            if (status, result.get("original"), result.get("version")) != (
-                "duplicate",
-                answer.outcome,
-                answer.version,
-            ):
+            if not _replay_of(result, answer):
                 raise Violation(
                     "idempotency",
                     f"{key} is {held} numbered again (made_seq) by another copy of the store, "
@@ -504,11 +510,7 @@ class Model:
                     f"{key} reused with another payload and "
                     f"answered {status}, not rejected key_reused",
                 )
-        elif (status, result.get("original"), result.get("version")) != (
-            "duplicate",
-            first.outcome,
-            first.version,
-        ):
+        elif not _replay_of(result, first):
             # The same operation, or the same change stamped again (protocol §5.5): a replay.
             raise Violation(
                 "idempotency",
