@@ -20,20 +20,11 @@ SET_UP_OFFLINE = ("wipe", 0, 0)  # worker w1's tablet, wiped and enrolled again;
 SYNC_W1 = ("sync", 0, "none", 0)
 
 
-def _visits_with_notes(count: int) -> list[tuple]:
-    """Visits, each with a note on it (the newest visit), made offline."""
-    return [
-        step
-        for n in range(count)
-        for step in (("create", 0, "visit", 0, n % 3), ("note", 0, -1, n % 3))
-    ]
-
-
 def test_work_recorded_before_the_first_sign_in_is_numbered_above_the_servers(
     world: World,
 ) -> None:
     play(world, ("update", 0, 0, 0, 1), SYNC_W1)  # the old store pushes under the id
-    play(world, SET_UP_OFFLINE, *_visits_with_notes(2), ("update", 0, -1, 0, 2))
+    play(world, SET_UP_OFFLINE, ("burst", 0, 2), ("update", 0, -1, 0, 2))
     device = world.devices[0]
     assert not device.signed and device.client.pending_count() == 5
     [(top,)] = world.server_db.execute(
@@ -55,7 +46,7 @@ def test_a_copy_taken_before_the_first_sign_in_is_answered_as_the_replay_it_is(
     world: World, visits: int
 ) -> None:
     play(world, ("update", 0, 0, 0, 1), SYNC_W1)
-    play(world, SET_UP_OFFLINE, *_visits_with_notes(visits), ("backup", 0), SYNC_W1)
+    play(world, SET_UP_OFFLINE, ("burst", 0, visits), ("backup", 0), SYNC_W1)
     made = 2 * visits
     assert world.stats["push.applied."] == 1 + made
     # The original records more, then the tablet is put back to the copy, which signs in and
@@ -81,7 +72,7 @@ def test_a_copy_that_signs_in_before_the_original_pushed_takes_the_same_numbers(
     # The original signs in, and the app dies before its push is sent; the copy hears the same
     # last_seq and numbers the work the same: its push is the first the server gets of those
     # keys.
-    play(world, SET_UP_OFFLINE, *_visits_with_notes(1), ("backup", 0), ("sync", 0, "kill", 1))
+    play(world, SET_UP_OFFLINE, ("burst", 0, 1), ("backup", 0), ("sync", 0, "kill", 1))
     assert world.stats["sync.killed"] == 1 and world.stats["push.applied."] == 0
     play(world, ("restore", 0), SYNC_W1)
     assert world.stats["push.applied."] == 2 and world.stats["push.duplicate.applied"] == 0
